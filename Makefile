@@ -1,0 +1,32 @@
+# Warden's build and test entry points. `make test` is what CI runs (.ci/run)
+# and what a developer runs on a fresh machine: it installs what the tests
+# need, then checks formatting, vets and runs every test with the race detector.
+
+GO ?= go
+GOFLAGS_TEST ?= -race -count=1 -timeout 20m
+
+.PHONY: test deps fmt-check vet unit build bench fuzz clean
+
+test: deps fmt-check vet unit
+
+deps:
+	@./scripts/test-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test $(GOFLAGS_TEST) ./...
+
+build:
+	$(GO) build -o bin/warden ./cmd/warden
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

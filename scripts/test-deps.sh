@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond Go itself. Idempotent and quiet
+# when everything is already present. Every later dependency of the tests
+# (npm MCP servers, PostgreSQL, NATS) is installed from here, never by hand.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go mod download
