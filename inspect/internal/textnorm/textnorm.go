@@ -1,0 +1,342 @@
+// Package textnorm turns text into the canonical form Warden's detectors read:
+// Unicode NFKC, invisible, bidi, variation-selector and tag characters
+// stripped (and flagged), homoglyphs inside Latin words folded to Latin, and
+// lower case. It keeps a map from every byte of the result back to the input,
+// so that findings can point at what the user sent.
+//
+// It never fails: invalid UTF-8 is dropped and flagged.
+package textnorm
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Flag records something suspicious the normaliser removed or changed.
+type Flag uint32
+
+// Flags set by Normalize.
+const (
+	FlagInvisible  Flag = 1 << iota // zero-width and other invisible characters
+	FlagBidi                        // bidirectional overrides and isolates
+	FlagTag                         // Unicode tag characters (hidden ASCII)
+	FlagVariation                   // runs of variation selectors (hidden bytes)
+	FlagHomoglyph                   // look-alike letters mixed into Latin words
+	FlagCompat                      // compatibility forms (fullwidth, math letters) folded by NFKC
+	FlagInvalidUTF8                 // bytes that are not UTF-8
+	FlagControl                     // C0/C1 control characters other than tab and newlines
+)
+
+// Names returns the flag names, for reasons and facts.
+func (f Flag) Names() []string {
+	var out []string
+	for i, n := range []string{"invisible_chars", "bidi_controls", "tag_chars", "variation_selectors", "homoglyphs", "compat_forms", "invalid_utf8", "control_chars"} {
+		if f&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Text is normalised text.
+type Text struct {
+	// S is the normalised text.
+	S string
+	// Flags says what was stripped or folded.
+	Flags Flag
+	// Hidden is ASCII smuggled in Unicode tag characters, decoded.
+	Hidden string
+	// Stripped counts the characters removed.
+	Stripped int
+	off      []int32 // input offset of each byte of S; nil when S maps 1:1
+}
+
+// Orig maps a byte offset in S to the byte offset in the input.
+func (t *Text) Orig(i int) int {
+	if t.off == nil {
+		return i
+	}
+	if i >= len(t.off) {
+		if len(t.off) == 0 {
+			return 0
+		}
+		return int(t.off[len(t.off)-1]) + 1
+	}
+	return int(t.off[i])
+}
+
+// Normalizer holds the folding tables. Build one with New and share it: it is
+// read-only after construction and safe for concurrent use.
+type Normalizer struct {
+	confusable map[rune]rune
+}
+
+// New builds a Normalizer.
+func New() *Normalizer {
+	m := make(map[rune]rune, 96)
+	// Cyrillic and Greek letters that render like Latin ones (a subset of
+	// Unicode's confusables.txt, chosen for the letters attacks actually use).
+	for _, p := range []struct {
+		from string
+		to   string
+	}{
+		{"аеорсухіјѕԁһԛԝӏ", "aeopcyxijsdhqwl"},
+		{"АВЕКМНОРСТХІЈЅ", "abekmhopctxijs"},
+		{"αβεικνορτυχ", "abeikvoptux"},
+		{"ΑΒΕΖΗΙΚΜΝΟΡΤΥΧ", "abezhikmnoptyx"},
+		{"ɑɡɩɪʟ", "agiil"},
+	} {
+		to := []rune(p.to)
+		for i, r := range []rune(p.from) {
+			m[r] = to[i]
+		}
+	}
+	return &Normalizer{confusable: m}
+}
+
+// invisible reports characters with no visible rendering that attackers use
+// to split trigger words or hide text.
+func invisible(r rune) bool {
+	switch r {
+	case 0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180E,
+		0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064,
+		0x3164, 0xFEFF, 0xFFA0:
+		return true
+	}
+	return false
+}
+
+func bidi(r rune) bool {
+	return r == 0x200E || r == 0x200F || (r >= 0x202A && r <= 0x202E) || (r >= 0x2066 && r <= 0x2069)
+}
+
+func variation(r rune) bool {
+	return (r >= 0xFE00 && r <= 0xFE0F) || (r >= 0xE0100 && r <= 0xE01EF)
+}
+
+// Normalize returns the canonical form of s.
+func (n *Normalizer) Normalize(s string) Text {
+	ascii := true
+	clean := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
+			clean = false
+		}
+	}
+	if ascii && clean {
+		return Text{S: lowerASCII(s)}
+	}
+	return n.slow(s)
+}
+
+func lowerASCII(s string) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	b := make([]byte, len(s))
+	copy(b, s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b[i] = c
+	}
+	return string(b)
+}
+
+func (n *Normalizer) slow(s string) Text {
+	var t Text
+	// Pass 1: drop what renders as nothing, decode tag characters.
+	buf := make([]byte, 0, len(s))
+	off := make([]int32, 0, len(s))
+	var hidden []byte
+	varRun := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			t.Flags |= FlagInvalidUTF8
+			t.Stripped++
+			i++
+			continue
+		case r >= 0xE0000 && r <= 0xE007F:
+			t.Flags |= FlagTag
+			t.Stripped++
+			if r >= 0xE0020 && r <= 0xE007E && len(hidden) < 1<<16 {
+				hidden = append(hidden, byte(r-0xE0000))
+			}
+		case invisible(r):
+			t.Flags |= FlagInvisible
+			t.Stripped++
+		case bidi(r):
+			t.Flags |= FlagBidi
+			t.Stripped++
+		case variation(r):
+			// One selector after an emoji is ordinary; runs hide bytes.
+			varRun++
+			if varRun > 1 {
+				t.Flags |= FlagVariation
+			}
+			t.Stripped++
+			i += size
+			continue
+		case r < 0x20 && r != '\t' && r != '\n' && r != '\r' || r >= 0x7f && r < 0xa0:
+			t.Flags |= FlagControl
+			t.Stripped++
+			buf = append(buf, ' ')
+			off = append(off, int32(i))
+		default:
+			buf = utf8.AppendRune(buf, r)
+			for k := 0; k < utf8.RuneLen(r); k++ {
+				off = append(off, int32(i))
+			}
+		}
+		varRun = 0
+		i += size
+	}
+	t.Hidden = string(hidden)
+
+	// Pass 2: NFKC by segment, keeping offsets; lower case.
+	out := make([]byte, 0, len(buf)+len(buf)/8)
+	outOff := make([]int32, 0, cap(out))
+	var it norm.Iter
+	it.Init(norm.NFKC, buf)
+	for !it.Done() {
+		start := it.Pos()
+		seg := it.Next()
+		o := int32(0)
+		if start < len(off) {
+			o = off[start]
+		}
+		if !t.Flags.has(FlagCompat) && !sameBytes(seg, buf, start) {
+			t.Flags |= FlagCompat
+		}
+		for j := 0; j < len(seg); {
+			r, size := utf8.DecodeRune(seg[j:])
+			j += size
+			r = unicode.ToLower(r)
+			before := len(out)
+			out = utf8.AppendRune(out, r)
+			for k := before; k < len(out); k++ {
+				outOff = append(outOff, o)
+			}
+		}
+	}
+
+	// Pass 3: fold look-alikes inside words that mix them with Latin.
+	t.off = outOff
+	out = n.foldHomoglyphs(out, &t)
+	t.S = string(out)
+	return t
+}
+
+func (f Flag) has(g Flag) bool { return f&g != 0 }
+
+func sameBytes(seg, buf []byte, start int) bool {
+	if start+len(seg) > len(buf) {
+		return false
+	}
+	for i := range seg {
+		c := buf[start+i]
+		if seg[i] != c {
+			return false
+		}
+	}
+	return true
+}
+
+// foldHomoglyphs rewrites confusable letters to Latin within words that
+// contain Latin letters, or that consist only of confusables in a text that
+// is mostly Latin. Folding keeps byte lengths aligned by padding: each
+// confusable is two bytes in UTF-8 and becomes one Latin letter plus nothing,
+// so offsets are rebuilt alongside.
+func (n *Normalizer) foldHomoglyphs(b []byte, t *Text) []byte {
+	latin, other := 0, 0
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		i += size
+		switch {
+		case r < utf8.RuneSelf && ('a' <= r && r <= 'z'):
+			latin++
+		case r >= utf8.RuneSelf && unicode.IsLetter(r):
+			if _, ok := n.confusable[r]; !ok {
+				other++
+			}
+		}
+	}
+	if latin == 0 {
+		return b
+	}
+	mostlyLatin := latin > 4*other
+	// Find words and decide per word.
+	var changed bool
+	res := b[:0:0]
+	var off []int32
+	for i := 0; i < len(b); {
+		j := i
+		hasLatin, hasConf, hasOther := false, false, false
+		for j < len(b) {
+			r, size := utf8.DecodeRune(b[j:])
+			if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+				break
+			}
+			switch {
+			case r < utf8.RuneSelf:
+				hasLatin = true
+			default:
+				if _, ok := n.confusable[r]; ok {
+					hasConf = true
+				} else {
+					hasOther = true
+				}
+			}
+			j += size
+		}
+		if j == i { // not a word character
+			_, size := utf8.DecodeRune(b[i:])
+			j = i + size
+		}
+		fold := hasConf && ((hasLatin) || (!hasOther && mostlyLatin))
+		if fold && !changed {
+			changed = true
+			res = make([]byte, 0, len(b))
+			res = append(res, b[:i]...)
+			off = make([]int32, 0, len(b))
+			off = append(off, t.off[:i]...)
+		}
+		if changed {
+			for k := i; k < j; {
+				r, size := utf8.DecodeRune(b[k:])
+				if to, ok := n.confusable[r]; ok && fold {
+					res = append(res, byte(to))
+					off = append(off, t.off[k])
+				} else {
+					res = append(res, b[k:k+size]...)
+					off = append(off, t.off[k:k+size]...)
+				}
+				k += size
+			}
+		}
+		i = j
+	}
+	if !changed {
+		return b
+	}
+	t.Flags |= FlagHomoglyph
+	t.off = off
+	return res
+}
