@@ -5,3 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go mod download
+# bubblewrap: the reference the sandbox start-up benchmark compares against.
+if ! command -v bwrap >/dev/null 2>&1; then
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null
+fi
