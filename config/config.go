@@ -159,7 +159,7 @@ func (c *Config) Validate() error {
 	if id.AdminSVIDTTL <= 0 || id.AdminSVIDTTL > 90*24*time.Hour {
 		errs = append(errs, fmt.Errorf("identity.admin_svid_ttl %v: want more than 0 and at most 2160h (90 days)", id.AdminSVIDTTL))
 	}
-	errs = append(errs, c.Audit.validate(), c.Inspect.validate(), c.Sandbox.validate())
+	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate())
 	return errors.Join(errs...)
 }
 
