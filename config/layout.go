@@ -45,3 +45,27 @@ func (d Dir) Path(p string) string {
 	}
 	return filepath.Join(string(d), p)
 }
+
+// KeyPurpose names one signing key. Warden keeps one key per purpose so that
+// a token of one kind can never verify as another and a leaked key exposes
+// one function only.
+type KeyPurpose string
+
+// Key purposes and their algorithms (see Keys).
+const (
+	KeyX509Root         KeyPurpose = "x509-root"         // ECDSA P-256: signs the intermediate only; may be kept offline
+	KeyX509Intermediate KeyPurpose = "x509-intermediate" // ECDSA P-256: signs X.509-SVIDs
+	KeyJWTSVID          KeyPurpose = "jwt-svid"          // ECDSA P-256 (ES256): signs JWT-SVIDs
+	KeyGrant            KeyPurpose = "grant"             // Ed25519 (EdDSA): signs task grants
+	KeyCheckpoint       KeyPurpose = "checkpoint"        // Ed25519: signs audit checkpoints
+	KeyMemory           KeyPurpose = "memory"            // Ed25519: signs memory entries
+)
+
+// KeyPurposes lists every purpose `warden init` creates a key for.
+var KeyPurposes = []KeyPurpose{KeyX509Root, KeyX509Intermediate, KeyJWTSVID, KeyGrant, KeyCheckpoint, KeyMemory}
+
+// KeyFile is the private key file of a purpose.
+func (d Dir) KeyFile(p KeyPurpose) string { return filepath.Join(d.Keys(), string(p)+".key") }
+
+// CertFile is the certificate file of a purpose (the CA's root and intermediate).
+func (d Dir) CertFile(p KeyPurpose) string { return filepath.Join(d.Keys(), string(p)+".crt") }

@@ -45,7 +45,9 @@ func (e exitError) ExitCode() int { return e.code }
 
 // app holds what every command shares: the global flags.
 type app struct {
-	dir string // data directory
+	dir          string // data directory
+	controlPlane string // control-plane URL override
+	logLevel     string
 }
 
 func (a *app) dataDir() config.Dir { return config.Dir(a.dir) }
@@ -65,8 +67,14 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&a.dir, "dir", config.DefaultDir(), "data directory (default $WARDEN_HOME or ./.warden)")
+	root.PersistentFlags().StringVar(&a.controlPlane, "control-plane", "", "control-plane URL (default: from the credential or the data directory's warden.yaml)")
+	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		versionCmd(),
+		initCmd(a),
+		serveCmd(a),
+		agentCmd(a),
+		adminCmd(a),
 	)
 	return root
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"crypto/x509"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"github.com/warden-run/warden/controlplane"
+	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/internal/setup"
+)
+
+func serveCmd(a *app) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the control plane (initialising the data directory on first run)",
+		Long: `serve runs the control-plane HTTPS API (loopback by default) until SIGINT or
+SIGTERM, then shuts down gracefully. If the data directory has not been
+initialised, serve initialises it first with the defaults of ` + "`warden init`" + `.
+
+Every /v1 request needs an X.509-SVID of the role the endpoint accepts
+(operators: /admin/...), from localhost too; /healthz, /readyz and the trust
+bundle are public; /metrics needs an operator or gateway identity. /readyz
+fails until persisted state is loaded.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			log := a.logger()
+			if !a.initialised() {
+				rep, err := setup.Init(ctx, a.dataDir(), setup.InitOptions{})
+				if err != nil {
+					return err
+				}
+				printInitReport(cmd.ErrOrStderr(), a.dir, rep)
+			}
+			d, err := setup.Open(ctx, a.dataDir(), log)
+			if err != nil {
+				return err
+			}
+			defer d.Close()
+			if listen == "" {
+				listen = d.Config.ControlPlane.Listen
+			}
+			bundle, err := identity.NewBundle(ctx, d.DB, d.Config.TrustDomainID(),
+				[]*x509.Certificate{d.Identity.CA().Root()}, d.Identity.JWTKeys())
+			if err != nil {
+				return err
+			}
+			srv, err := controlplane.New(controlplane.Options{
+				Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: log,
+				ServerNames: d.Config.ControlPlane.ServerNames, ServerIPs: listenIPs(listen),
+			})
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", listen, err)
+			}
+			log.Info("control plane listening", "url", "https://"+ln.Addr().String(), "trust_domain", d.Config.TrustDomain,
+				"tier", d.Config.Tier.String(), "operator_credential", d.Dir.Admin())
+			return srv.Serve(ctx, ln)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: control_plane.listen in warden.yaml)")
+	return cmd
+}
+
+// listenIPs returns the listen address's IP, if it is one, for the server
+// certificate.
+func listenIPs(listen string) []net.IP {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return []net.IP{ip}
+	}
+	return nil
+}
