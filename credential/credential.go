@@ -29,9 +29,9 @@ import (
 
 // File names inside a credential directory.
 const (
-	KeyFile    = "svid.key"    // PKCS#8 PEM private key, 0600
-	CertFile   = "svid.pem"    // the X.509-SVID: leaf then intermediates
-	BundleFile = "bundle.pem"  // trust roots of the trust domain
+	KeyFile    = "svid.key"   // PKCS#8 PEM private key, 0600
+	CertFile   = "svid.pem"   // the X.509-SVID: leaf then intermediates
+	BundleFile = "bundle.pem" // trust roots of the trust domain
 	MetaFile   = "credential.json"
 )
 
