@@ -133,6 +133,12 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.VerifyOnOpen {
+		if _, err := Verify(ctx, dir, VerifyOptions{Verifier: verifier}); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("refusing to open the audit log: %w", err)
+		}
+	}
 	l := &Log{
 		dir: dir, opts: opts, signer: signer, verifier: verifier, log: opts.Logger, lock: lock,
 		cur: newBatch(), wake: make(chan struct{}, 1), slots: make(chan struct{}, opts.MaxPending),
@@ -150,7 +156,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("writing checkpoint verifier key: %w", err)
 	}
 	l.pub = newPublisher(opts.Publishers, l.log)
-	if cp := l.latest.Load(); cp == nil || cp.Size < l.tree.size() {
+	if cp := l.latest.Load(); (cp == nil && l.tree.size() > 0) || (cp != nil && cp.Size < l.tree.size()) {
 		if err := l.checkpointNow(); err != nil {
 			l.pub.close(ctx)
 			l.closeFiles()

@@ -42,6 +42,10 @@ type Options struct {
 	MaxEventBytes int
 	// Publishers receive every checkpoint, off the host.
 	Publishers []Publisher
+	// VerifyOnOpen runs the full verification (every record, every
+	// checkpoint) before opening, instead of the cheap structural checks.
+	// Open then costs about as much as `warden audit verify`.
+	VerifyOnOpen bool
 	// Logger receives operational messages (default slog.Default()).
 	Logger *slog.Logger
 }
