@@ -3,7 +3,6 @@ package audit
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -102,6 +101,7 @@ type Query struct {
 	EventID string    // Metadata.UID
 	Since   time.Time // event time at or after
 	Until   time.Time // event time before
+	From    uint64    // log index at or after
 }
 
 // Query calls fn for every record matching q, in log order, using the index
@@ -113,6 +113,9 @@ func (r *Reader) Query(ctx context.Context, q Query, fn func(Record) error) erro
 		id = idOf(q.EventID)
 	}
 	for _, s := range r.st.segs {
+		if s.first+s.count <= q.From {
+			continue
+		}
 		entries, err := indexEntries(s)
 		if err != nil {
 			return err
@@ -125,6 +128,9 @@ func (r *Reader) Query(ctx context.Context, q Query, fn func(Record) error) erro
 			if err := ctx.Err(); err != nil {
 				f.Close()
 				return err
+			}
+			if s.first+uint64(k) < q.From {
+				continue
 			}
 			e := decodeIdx(entries[k*idxEntrySize:])
 			if (agent != 0 && e.agent != agent) || (task != 0 && e.task != task) ||
@@ -273,6 +279,9 @@ func LoadVerifier(keyOrPath string) (note.Verifier, error) {
 	return NewVerifier(s)
 }
 
+// PublicKeyPath is where Open stores the verifier key beside the log.
+func PublicKeyPath(dir string) string { return filepath.Join(dir, pubKeyFile) }
+
 // LocalVerifier is the verifier key stored beside the log. An attacker with
 // root can replace it along with everything else: check against a key held
 // elsewhere when it matters.
@@ -283,15 +292,4 @@ func LocalVerifier(dir string) (note.Verifier, error) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// decodeEvent is a convenience for callers that want the structured event.
-func decodeEvent(b []byte) (map[string]any, error) {
-	var m map[string]any
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	if err := d.Decode(&m); err != nil {
-		return nil, err
-	}
-	return m, nil
 }

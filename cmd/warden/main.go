@@ -75,6 +75,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		serveCmd(a),
 		agentCmd(a),
 		adminCmd(a),
+		auditCmd(a),
 	)
 	return root
 }
