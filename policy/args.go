@@ -51,6 +51,19 @@ func (e *ArgsError) Error() string {
 // invalid JSON, invalid UTF-8, or input beyond MaxArgsBytes, MaxArgsDepth or
 // MaxArgsValues is an *ArgsError. It never panics.
 func ArgsRecord(raw []byte) (types.Record, error) {
+	var c argsConverter
+	return c.convert(raw)
+}
+
+// argsConverter converts arguments; it is reused (pooled per Set) to spare
+// the decoder's allocations.
+type argsConverter struct {
+	buf    bytes.Buffer
+	dec    jsontext.Decoder // rejects duplicate names and invalid UTF-8 by default
+	values int
+}
+
+func (c *argsConverter) convert(raw []byte) (types.Record, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return types.Record{}, nil
@@ -61,10 +74,10 @@ func ArgsRecord(raw []byte) (types.Record, error) {
 	if raw[0] != '{' {
 		return types.Record{}, &ArgsError{Msg: "not a JSON object"}
 	}
-	c := argsConverter{dec: jsontext.NewDecoder(bytes.NewReader(raw),
-		jsontext.AllowDuplicateNames(false),
-		jsontext.AllowInvalidUTF8(false),
-	)}
+	c.buf.Reset()
+	c.buf.Write(raw)
+	c.dec.Reset(&c.buf)
+	c.values = 0
 	v, err := c.value(0)
 	if err != nil {
 		return types.Record{}, err
@@ -79,9 +92,17 @@ func ArgsRecord(raw []byte) (types.Record, error) {
 	return rec, nil
 }
 
-type argsConverter struct {
-	dec    *jsontext.Decoder
-	values int
+// args converts a request's arguments with a pooled converter.
+func (s *Set) args(raw []byte) (types.Record, error) {
+	c, _ := s.converters.Get().(*argsConverter)
+	if c == nil {
+		c = &argsConverter{}
+	}
+	rec, err := c.convert(raw)
+	if c.buf.Cap() <= 64<<10 {
+		s.converters.Put(c)
+	}
+	return rec, err
 }
 
 func (c *argsConverter) fail(err error) error {

@@ -58,18 +58,20 @@ type compiled struct {
 	Info
 	policy *cedar.Policy
 	ast    *xast.Policy
+	msg    string // the message of a decision this policy makes
 }
 
 // Set is a compiled, validated policy set: one policy file. It is immutable
 // and safe for concurrent use.
 type Set struct {
-	name     string
-	source   []byte
-	digest   string
-	policies []compiled
-	byID     map[string]int32
-	idx      index
-	scratch  sync.Pool // *candidates
+	name       string
+	source     []byte
+	digest     string
+	policies   []compiled
+	byID       map[string]int32
+	idx        index
+	scratch    sync.Pool // *candidates
+	converters sync.Pool // *argsConverter
 }
 
 // Name returns the file name the set was compiled from.
@@ -234,6 +236,7 @@ func Compile(name string, src []byte) (*Set, error) {
 			},
 			policy: p,
 			ast:    a,
+			msg:    decidedMessage(eff, id, reason),
 		})
 	}
 	if len(problems) > 0 {
@@ -245,6 +248,16 @@ func Compile(name string, src []byte) (*Set, error) {
 	}
 	set.idx = buildIndex(set.policies)
 	return set, nil
+}
+
+func decidedMessage(eff Effect, id, reason string) string {
+	switch {
+	case reason != "":
+		return reason
+	case eff == Forbid:
+		return fmt.Sprintf("forbidden by policy %q", id)
+	}
+	return fmt.Sprintf("permitted by policy %q", id)
 }
 
 func checkID(id string) error {

@@ -102,7 +102,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, eng := range []*Engine{e, {set: e.set, all: true}} {
+			for _, eng := range []*Engine{e, newEngine(e.set, true)} {
 				d := eng.Decide(context.Background(), tt.req)
 				if d.Allow != tt.allow || d.Code != tt.code {
 					t.Fatalf("got %v; want allow=%v code %s", d, tt.allow, tt.code)

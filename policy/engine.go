@@ -97,14 +97,21 @@ type Engine struct {
 	version int64
 	err     error // set: the engine is unavailable and denies everything
 	all     bool  // evaluate every policy (the unpartitioned reference)
+	cache   *caches
 }
 
 // NewEngine returns an engine deciding with set.
 func NewEngine(set *Set) *Engine {
+	return newEngine(set, false)
+}
+
+// newEngine returns an engine; with all, it evaluates every policy of the
+// set, bypassing the index (the reference the index is tested against).
+func newEngine(set *Set, all bool) *Engine {
 	if set == nil {
 		return unavailableEngine(errors.New("no policy set"))
 	}
-	return &Engine{set: set}
+	return &Engine{set: set, all: all, cache: newCaches()}
 }
 
 func unavailableEngine(err error) *Engine { return &Engine{err: err} }
@@ -153,15 +160,15 @@ func (e *Engine) unavailable() (Decision, bool) {
 
 // build converts req. With partialCtx, the arguments and session are left
 // unknown (partial evaluation variables) rather than read from req.
-func build(req Request, partialCtx bool) (*request, error) {
+func (e *Engine) build(req Request, partialCtx bool) (*request, error) {
 	if req.Target == nil {
 		return nil, errors.New("no target")
 	}
-	agent, err := req.Agent.entity()
+	agent, err := e.cache.agent(req.Agent)
 	if err != nil {
 		return nil, err
 	}
-	target, err := req.Target.entity()
+	target, err := e.cache.target(req.Target)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +179,7 @@ func build(req Request, partialCtx bool) (*request, error) {
 		}
 		return nil, fmt.Errorf("unknown action %q (want call, read, write or delegate)", req.Action)
 	}
-	task, err := req.Task.entity()
+	task, err := e.cache.task(req.Task)
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +187,7 @@ func build(req Request, partialCtx bool) (*request, error) {
 	if partialCtx {
 		args, session = partialVariable("args"), partialVariable("session")
 	} else {
-		rec, err := ArgsRecord(req.Args)
+		rec, err := e.set.args(req.Args)
 		if err != nil {
 			return nil, err
 		}
@@ -203,6 +210,7 @@ func build(req Request, partialCtx bool) (*request, error) {
 	}
 	r.entities = entitySlice{agent, target, task}
 	if target.UID == agent.UID { // delegating to itself: one entity, the principal's
+		target = agent
 		r.entities = entitySlice{agent, task}
 	}
 	r.principal = ancestors(agent, nil)
@@ -221,7 +229,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) Decision {
 	if err := ctx.Err(); err != nil {
 		return e.stamp(deny(CodeError, "decision abandoned: "+err.Error()))
 	}
-	r, err := build(req, false)
+	r, err := e.build(req, false)
 	if err != nil {
 		return e.stamp(deny(CodeInvalidRequest, "invalid request: "+err.Error()))
 	}
@@ -241,6 +249,16 @@ func (e *Engine) stamp(d Decision) Decision {
 	return d
 }
 
+// reason is the reason a matching policy gives.
+func (e *Engine) reason(id cedar.PolicyID) Reason {
+	i, ok := e.set.byID[string(id)]
+	if !ok {
+		return Reason{Policy: string(id), Message: fmt.Sprintf("policy %q decided", id)}
+	}
+	p := &e.set.policies[i]
+	return Reason{Policy: p.ID, Effect: p.Effect, Position: p.Position, Message: p.msg}
+}
+
 func (e *Engine) info(id cedar.PolicyID) *Info {
 	if i, ok := e.set.byID[string(id)]; ok {
 		return &e.set.policies[i].Info
@@ -250,7 +268,7 @@ func (e *Engine) info(id cedar.PolicyID) *Info {
 
 func (e *Engine) decision(dec cedar.Decision, diag cedar.Diagnostic, r *request) Decision {
 	var d Decision
-	errs := make([]Reason, 0, len(diag.Errors))
+	var errs []Reason
 	for _, de := range diag.Errors {
 		in := e.info(de.PolicyID)
 		errs = append(errs, Reason{
@@ -261,13 +279,9 @@ func (e *Engine) decision(dec cedar.Decision, diag cedar.Diagnostic, r *request)
 	switch {
 	case dec == cedar.Deny && len(diag.Reasons) > 0:
 		d.Code = CodeForbid
+		d.Reasons = make([]Reason, 0, len(diag.Reasons)+len(errs))
 		for _, dr := range diag.Reasons {
-			in := e.info(dr.PolicyID)
-			msg := in.Reason
-			if msg == "" {
-				msg = fmt.Sprintf("forbidden by policy %q", in.ID)
-			}
-			d.Reasons = append(d.Reasons, Reason{Policy: in.ID, Effect: Forbid, Position: in.Position, Message: msg})
+			d.Reasons = append(d.Reasons, e.reason(dr.PolicyID))
 		}
 		d.Reasons = append(d.Reasons, errs...)
 	case len(errs) > 0:
@@ -275,13 +289,9 @@ func (e *Engine) decision(dec cedar.Decision, diag cedar.Diagnostic, r *request)
 		d.Reasons = errs
 	case dec == cedar.Allow:
 		d.Allow, d.Code = true, CodePermit
+		d.Reasons = make([]Reason, 0, len(diag.Reasons)+len(errs))
 		for _, dr := range diag.Reasons {
-			in := e.info(dr.PolicyID)
-			msg := in.Reason
-			if msg == "" {
-				msg = fmt.Sprintf("permitted by policy %q", in.ID)
-			}
-			d.Reasons = append(d.Reasons, Reason{Policy: in.ID, Effect: Permit, Position: in.Position, Message: msg})
+			d.Reasons = append(d.Reasons, e.reason(dr.PolicyID))
 		}
 	default:
 		d.Code = CodeNoPermit

@@ -38,7 +38,7 @@ func (e *Engine) Precheck(ctx context.Context, req Request) Decision {
 	if err := ctx.Err(); err != nil {
 		return e.stamp(deny(CodeError, "decision abandoned: "+err.Error()))
 	}
-	r, err := build(req, true)
+	r, err := e.build(req, true)
 	if err != nil {
 		return e.stamp(deny(CodeInvalidRequest, "invalid request: "+err.Error()))
 	}
