@@ -1,0 +1,390 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaybeInit turns this process into a sandbox's init if the host started it
+// as one, and never returns in that case; otherwise it returns at once.
+// Call it first thing in main (the warden binary does) and in TestMain of
+// any test binary that launches sandboxes: a launch re-executes the running
+// binary (/proc/self/exe) as the init, so the init code is whatever binary
+// the launcher runs in.
+func MaybeInit() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	os.Exit(runInit())
+}
+
+// Exit statuses of the init when it could not run the tool.
+const (
+	exitInitFailed = 125 // setting up the sandbox failed; the report says why
+	exitHostGone   = 124
+)
+
+// initState is the init's working state; it lives for one run of runInit.
+type initState struct {
+	spec    *initSpec
+	status  *os.File
+	report  initReport
+	require map[string]bool
+}
+
+func (st *initState) in(name string, ok bool, detail string) {
+	st.report.InForce[name] = ok
+	if detail != "" {
+		st.report.Detail[name] = detail
+	}
+	if !ok && !st.require[name] {
+		st.report.Warnings = append(st.report.Warnings, fmt.Sprintf("%s not in force: %s", name, detail))
+	}
+}
+
+// fail records why the init gives up and returns its exit status.
+func (st *initState) fail(stage string, err error) int {
+	st.report.OK = false
+	st.report.Stage = stage
+	st.report.Error = err.Error()
+	st.send(statusLine{Report: &st.report})
+	return exitInitFailed
+}
+
+func (st *initState) send(l statusLine) {
+	b, err := json.Marshal(l)
+	if err != nil {
+		return
+	}
+	_, _ = st.status.Write(append(b, '\n'))
+}
+
+func runInit() int {
+	// Every descriptor the host let through, other than the spec and status
+	// pipes, is made close-on-exec before anything else happens, so that
+	// nothing inherited reaches the tool (escape test: inherited fds).
+	fdsClosed := unix.CloseRange(statusFD+1, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	unix.CloseOnExec(specFD)
+	unix.CloseOnExec(statusFD)
+	// Non-dumpable: the tool runs as the same uid, and must not read or
+	// write this process's memory through /proc/1/mem, nor its descriptors.
+	dumpErr := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
+
+	status := os.NewFile(statusFD, "status")
+	specFile := os.NewFile(specFD, "spec")
+	if status == nil || specFile == nil {
+		return exitInitFailed
+	}
+	st := &initState{status: status, report: initReport{InForce: map[string]bool{}, Detail: map[string]string{}}}
+	spec, err := readSpec(specFile)
+	if err != nil {
+		return st.fail("spec", err)
+	}
+	st.spec = spec
+	st.require = map[string]bool{}
+	for _, r := range spec.Require {
+		st.require[r] = true
+	}
+	st.in(MechFDsClosed, fdsClosed == nil, errString(fdsClosed))
+	st.in(MechNonDumpable, dumpErr == nil, errString(dumpErr))
+	if err := st.checkRequired(MechFDsClosed, MechNonDumpable); err != nil {
+		return st.fail("init", err)
+	}
+
+	if spec.Namespaces {
+		if err := buildRoot(spec); err != nil {
+			st.in(MechMountNS, false, err.Error())
+			st.in(MechPivotRoot, false, err.Error())
+			if st.require[MechPivotRoot] || st.require[MechMountNS] {
+				return st.fail("root", err)
+			}
+		} else {
+			st.in(MechMountNS, true, "")
+			st.in(MechPivotRoot, true, "")
+		}
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			st.in(MechUTSNS, false, err.Error())
+		} else {
+			st.in(MechUTSNS, true, "")
+		}
+		if spec.NetNS {
+			if err := loopbackUp(); err != nil {
+				return st.fail("network", fmt.Errorf("bringing up loopback: %w", err))
+			}
+		}
+	}
+	if err := st.checkRequired(MechUTSNS); err != nil {
+		return st.fail("uts", err)
+	}
+	if spec.Proxy != nil {
+		if err := startForwarders(spec.Proxy); err != nil {
+			return st.fail("egress", err)
+		}
+	}
+	if err := applyRlimits(spec.Limits, st.in); err != nil {
+		return st.fail("limits", err)
+	}
+
+	// Everything the confined thread needs is prepared here, on an
+	// unconfined thread: the ruleset, the filter, the tool's path.
+	abi := landlockABI()
+	st.report.LandlockABI = abi
+	rulesetFD, rulesetFlags := -1, uint32(0)
+	if abi > 0 {
+		fd, flags, err := landlockRuleset(spec.Landlock)
+		if err != nil {
+			st.in(MechLandlockFS, false, err.Error())
+			if st.require[MechLandlockFS] {
+				return st.fail("landlock", err)
+			}
+		} else {
+			rulesetFD, rulesetFlags = fd, flags
+			defer unix.Close(fd)
+		}
+	} else {
+		st.in(MechLandlockFS, false, "the kernel has no Landlock")
+	}
+	filter, err := seccompFilter()
+	if err != nil {
+		st.in(MechSeccomp, false, err.Error())
+		if st.require[MechSeccomp] {
+			return st.fail("seccomp", err)
+		}
+	}
+	var argv0 string
+	if !spec.Probe {
+		if len(spec.Args) == 0 {
+			return st.fail("exec", errors.New("no command to run"))
+		}
+		argv0, err = lookPath(spec.Args[0], envValue(spec.Env, "PATH"))
+		if err != nil {
+			return st.fail("exec", err)
+		}
+	}
+
+	if err := st.checkReported(); err != nil {
+		return st.fail("require", err)
+	}
+
+	type started struct {
+		pid int
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		// This goroutine's thread is confined below and is never unlocked:
+		// when the goroutine returns, the runtime ends the thread, so no
+		// other goroutine ever runs confined (or half-confined) code.
+		runtime.LockOSThread()
+		if err := confineThread(rulesetFD, rulesetFlags, filter, st.in, st.require); err != nil {
+			ch <- started{err: err}
+			return
+		}
+		runtime.KeepAlive(filter)
+		if spec.Probe {
+			ch <- started{}
+			return
+		}
+		pid, err := syscall.ForkExec(argv0, spec.Args, &syscall.ProcAttr{
+			Dir:   spec.Dir,
+			Env:   spec.Env,
+			Files: []uintptr{0, 1, 2},
+			// A session of its own: the tool has no controlling terminal,
+			// so TIOCSTI is refused even without the seccomp rule.
+			Sys: &syscall.SysProcAttr{Setsid: true},
+		})
+		ch <- started{pid: pid, err: err}
+	}()
+	res := <-ch
+	if res.err != nil {
+		return st.fail("exec", res.err)
+	}
+	if abi >= 4 && rulesetFD >= 0 && st.report.InForce[MechLandlockFS] {
+		st.in(MechLandlockNet, true, fmt.Sprintf("ABI %d", abi))
+	} else {
+		st.in(MechLandlockNet, false, fmt.Sprintf("Landlock ABI %d has no TCP rules", abi))
+	}
+	if abi >= 6 && rulesetFD >= 0 && st.report.InForce[MechLandlockFS] {
+		st.in(MechLandlockScoped, true, fmt.Sprintf("ABI %d", abi))
+	} else {
+		st.in(MechLandlockScoped, false, fmt.Sprintf("Landlock ABI %d has no scoping", abi))
+	}
+	st.report.OK = true
+	st.report.ToolPID = res.pid
+	st.send(statusLine{Report: &st.report})
+	if spec.Probe {
+		return 0
+	}
+	return st.supervise(res.pid, specFile)
+}
+
+// checkReported fails if a required mechanism has been reported not in
+// force; mechanisms not reported yet are left to the code that applies them.
+func (st *initState) checkReported() error {
+	for _, m := range st.spec.Require {
+		if on, reported := st.report.InForce[m]; reported && !on {
+			return fmt.Errorf("%s is required and not in force: %s", m, st.report.Detail[m])
+		}
+	}
+	return nil
+}
+
+func (st *initState) checkRequired(names ...string) error {
+	for _, n := range names {
+		if st.require[n] && !st.report.InForce[n] {
+			return fmt.Errorf("%s is required and not in force: %s", n, st.report.Detail[n])
+		}
+	}
+	return nil
+}
+
+// supervise forwards signals to the tool, reaps every process (the init is
+// PID 1 of its namespace), and exits with the tool: the kernel then kills
+// whatever the tool left behind. If the host goes away (EOF on the spec
+// pipe), the tool is killed.
+func (st *initState) supervise(tool int, host *os.File) int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+	go func() {
+		for s := range sigs {
+			if sig, ok := s.(syscall.Signal); ok {
+				_ = unix.Kill(tool, sig)
+			}
+		}
+	}()
+	go func() {
+		_, _ = io.Copy(io.Discard, host)
+		// The host is gone: nobody supervises this sandbox any more.
+		_ = unix.Kill(-tool, unix.SIGKILL)
+		_ = unix.Kill(tool, unix.SIGKILL)
+		os.Exit(exitHostGone)
+	}()
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			st.send(statusLine{Exit: &initExit{Exited: false, Code: exitInitFailed}})
+			return exitInitFailed
+		}
+		if pid != tool {
+			continue
+		}
+		ex := &initExit{}
+		code := 0
+		switch {
+		case ws.Exited():
+			ex.Exited, ex.Code = true, ws.ExitStatus()
+			code = ex.Code
+		case ws.Signaled():
+			ex.Signal = int(ws.Signal())
+			code = 128 + ex.Signal
+		}
+		st.send(statusLine{Exit: ex})
+		if !st.spec.Namespaces {
+			// Without a PID namespace nothing kills the tool's leftovers
+			// for us: take its process group down.
+			_ = unix.Kill(-tool, unix.SIGKILL)
+		}
+		return code
+	}
+}
+
+// applyRlimits sets the process-wide limits the tool inherits. The init is
+// counted too (its threads count towards nproc).
+func applyRlimits(l rlimitSpec, in func(string, bool, string)) error {
+	set := func(res int, v uint64) error {
+		return unix.Prlimit(0, res, &unix.Rlimit{Cur: v, Max: v}, nil)
+	}
+	if err := set(unix.RLIMIT_CORE, 0); err != nil {
+		return fmt.Errorf("setting core dump limit: %w", err)
+	}
+	if l.NoFile > 0 {
+		// syscall.Setrlimit, not unix: it stops the Go runtime from restoring
+		// its original soft limit in the tool.
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: l.NoFile, Max: l.NoFile}); err != nil {
+			in(MechFilesLimit, false, err.Error())
+		} else {
+			in(MechFilesLimit, true, fmt.Sprintf("rlimit %d", l.NoFile))
+		}
+	}
+	if l.NProc > 0 {
+		if err := set(unix.RLIMIT_NPROC, l.NProc); err != nil {
+			in(MechPidsLimit, false, err.Error())
+		} else {
+			in(MechPidsLimit, true, fmt.Sprintf("rlimit %d", l.NProc))
+		}
+	}
+	if l.Data > 0 {
+		if err := set(unix.RLIMIT_DATA, l.Data); err != nil {
+			in(MechMemoryLimit, false, err.Error())
+		} else {
+			in(MechMemoryLimit, true, fmt.Sprintf("rlimit data %d", l.Data))
+		}
+	}
+	return nil
+}
+
+// loopbackUp brings up lo, the only interface of the sandbox's network
+// namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// lookPath finds a command the way a shell would, in the sandbox's PATH.
+func lookPath(name, path string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: command not found in the sandbox (PATH=%s)", name, path)
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

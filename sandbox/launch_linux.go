@@ -1,0 +1,847 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/tier"
+)
+
+// processPlatform is the Linux side of a Process.
+type processPlatform struct {
+	cmd      *exec.Cmd
+	hostPipe *os.File // write end of the spec pipe, held open: its EOF tells the init the host is gone
+	cg       *cgroup
+	proxy    *EgressProxy
+	scratch  string
+	pidNS    bool
+	toolPID  int // in the init's PID namespace (the host's, without one)
+	started  time.Time
+}
+
+func (l *Launcher) initPlatform() {
+	if os.Geteuid() == 0 {
+		l.cgroups, l.cgErr = findCgroups("/proc/self/mountinfo")
+	} else {
+		l.cgErr = errors.New("cgroups need Warden to run as root")
+	}
+}
+
+// Paths of the host's system that every sandbox sees read-only. /etc is
+// not among them: only the files below are.
+var (
+	systemPaths = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}
+	etcPaths    = []string{
+		"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/ssl",
+		"/etc/ca-certificates", "/etc/ca-certificates.conf", "/etc/pki", "/etc/alternatives",
+		"/etc/localtime", "/etc/timezone", "/etc/protocols", "/etc/services",
+		"/etc/mime.types", "/etc/os-release", "/etc/debian_version", "/etc/gai.conf",
+	}
+	devFiles = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+)
+
+const (
+	sandboxPath    = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	proxyPort      = 3128
+	proxySocketDst = "/run/warden/egress.sock"
+	hostname       = "sandbox"
+)
+
+type limits struct {
+	memory int64
+	cpu    float64
+	pids   int
+	files  int
+	tmp    int64
+	wall   time.Duration
+}
+
+func resolveLimits(c config.SandboxLimits) limits {
+	l := limits{memory: int64(c.Memory), cpu: c.CPU, pids: c.Pids, files: c.OpenFiles, tmp: int64(c.Tmp), wall: c.WallClock}
+	if l.memory == 0 {
+		l.memory = defaultMemory
+	}
+	if l.cpu == 0 {
+		l.cpu = defaultCPU
+	}
+	if l.pids == 0 {
+		l.pids = defaultPids
+	}
+	if l.files == 0 {
+		l.files = defaultOpenFiles
+	}
+	if l.tmp == 0 {
+		l.tmp = defaultTmp
+	}
+	return l
+}
+
+// hostIdentity returns the host uid and gid that the sandbox's uid 0 maps
+// to: the profile's user (default nobody) when Warden runs as root, Warden's
+// own user otherwise. It never returns root.
+func hostIdentity(name string) (int, int, error) {
+	if os.Geteuid() != 0 {
+		uid, gid := os.Getuid(), os.Getgid()
+		if name != "" && name != strconv.Itoa(uid) && name != strconv.Itoa(uid)+":"+strconv.Itoa(gid) {
+			if u, err := user.Current(); err != nil || u.Username != name {
+				return 0, 0, fmt.Errorf("profile user %q: an unprivileged Warden can only run sandboxes as itself", name)
+			}
+		}
+		return uid, gid, nil
+	}
+	if name == "" {
+		name = "nobody"
+	}
+	var uid, gid int
+	if u, g, ok := strings.Cut(name, ":"); ok || isDigits(name) {
+		var err1, err2 error
+		uid, err1 = strconv.Atoi(u)
+		gid, err2 = uid, error(nil)
+		if ok {
+			gid, err2 = strconv.Atoi(g)
+		}
+		if err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("profile user %q: not a uid[:gid]", name)
+		}
+	} else {
+		u, err := user.Lookup(name)
+		switch {
+		case err != nil && name == "nobody":
+			uid, gid = 65534, 65534
+		case err != nil:
+			return 0, 0, fmt.Errorf("profile user %q: %w", name, err)
+		default:
+			uid, _ = strconv.Atoi(u.Uid)
+			gid, _ = strconv.Atoi(u.Gid)
+		}
+	}
+	if uid == 0 || gid == 0 {
+		return 0, 0, fmt.Errorf("%w: profile user %q would map the sandbox's root to the host's root", ErrRefused, name)
+	}
+	return uid, gid, nil
+}
+
+func isDigits(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
+
+func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Process, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting sandbox: %w", err)
+	}
+	name := spec.Name
+	if name == "" {
+		name = "default"
+	}
+	prof := spec.Profile
+	if err := prof.Validate(); err != nil {
+		return nil, fmt.Errorf("sandbox profile %s: %w", name, err)
+	}
+	if len(spec.Args) == 0 {
+		return nil, errors.New("starting sandbox: no command")
+	}
+	p := &Process{
+		id:     events.NewID()[:16],
+		mech:   newMechanisms(),
+		done:   make(chan struct{}),
+		labels: Labels{Profile: name, Agent: spec.Agent, Task: spec.Task, Tool: spec.Tool},
+	}
+	p.labels.Sandbox = p.id
+	refuse := func(err error) (*Process, error) {
+		if emitErr := l.emitLaunch(ctx, p, spec, err); emitErr != nil {
+			l.logger.Error("recording sandbox refusal", "err", emitErr)
+		}
+		l.logger.Warn("sandbox refused", "sandbox", p.id, "profile", name, "err", err)
+		return nil, err
+	}
+
+	workspace := spec.Workspace
+	if workspace == "" {
+		workspace = prof.Workspace
+	}
+	if workspace != "" {
+		abs, err := filepath.Abs(workspace)
+		if err != nil {
+			return nil, fmt.Errorf("sandbox workspace: %w", err)
+		}
+		workspace = abs
+		if fi, err := os.Stat(workspace); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("sandbox workspace %s: not a directory", workspace)
+		}
+	}
+	exposed := append(append([]string{workspace}, prof.ReadOnly...), prof.ReadWrite...)
+	if err := l.checkExposure(exposed...); err != nil {
+		return refuse(err)
+	}
+	uid, gid, err := hostIdentity(prof.User)
+	if err != nil {
+		return refuse(err)
+	}
+	root := os.Geteuid() == 0
+	lim := resolveLimits(prof.Limits)
+
+	ok := false
+	plat := &p.plat
+	defer func() {
+		if !ok {
+			plat.cleanup()
+		}
+	}()
+	if plat.scratch, err = os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-"); err != nil {
+		return nil, fmt.Errorf("creating sandbox scratch directory: %w", err)
+	}
+	mk := func(p string) error {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return err
+		}
+		if root {
+			return os.Chown(p, uid, gid)
+		}
+		return nil
+	}
+	for _, d := range []string{plat.scratch, filepath.Join(plat.scratch, "root"), filepath.Join(plat.scratch, "tmp")} {
+		if err := mk(d); err != nil {
+			return nil, fmt.Errorf("preparing sandbox scratch directory: %w", err)
+		}
+	}
+	if workspace == "" {
+		workspace = filepath.Join(plat.scratch, "work")
+		if err := mk(workspace); err != nil {
+			return nil, fmt.Errorf("preparing sandbox workspace: %w", err)
+		}
+	}
+
+	// Resource limits: a cgroup as root, rlimits always.
+	if root && l.cgErr == nil {
+		cg, err := newCgroup(l.cgroups, "sandbox-"+p.id, cgroupLimits{Memory: lim.memory, CPU: lim.cpu, Pids: lim.pids})
+		if err != nil {
+			p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+err.Error())
+		} else {
+			plat.cg = cg
+			for m, d := range cg.applied {
+				p.mech.set(m, true, d)
+			}
+		}
+	} else if l.cgErr != nil {
+		p.mech.Detail[MechCPULimit] = l.cgErr.Error()
+	}
+
+	// The egress proxy, reached from inside over a Unix socket.
+	if prof.Network == config.NetworkEgress {
+		sock := filepath.Join(plat.scratch, "egress.sock")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			return nil, fmt.Errorf("starting the sandbox's egress proxy: %w", err)
+		}
+		if root {
+			if err := os.Chown(sock, uid, gid); err != nil {
+				ln.Close()
+				return nil, fmt.Errorf("starting the sandbox's egress proxy: %w", err)
+			}
+		}
+		proxy, err := NewEgressProxy(EgressConfig{
+			Rules: prof.Egress, Resolver: l.opts.Resolver, Dialer: l.opts.Dialer,
+			Sink: l.opts.Sink, Logger: l.logger, Labels: p.labels,
+			RequireRecord: l.preset.Audit == tier.AuditSync,
+		})
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		plat.proxy = proxy
+		go func() {
+			if err := proxy.Serve(ln); err != nil {
+				l.logger.Error("sandbox egress proxy", "sandbox", p.id, "err", err)
+			}
+		}()
+	}
+
+	// Start the init in new namespaces; without user namespaces, at a
+	// tier that allows it, start it without any.
+	is := l.initSpec(true, spec, prof, workspace, plat, lim, probe)
+	cmd, pipes, err := l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
+	if err != nil && nsUnavailable(err) && !requires(l.required, MechUserNS) {
+		p.mech.Warnings = append(p.mech.Warnings, "namespaces unavailable ("+err.Error()+"): running with Landlock, seccomp and limits only")
+		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "err", err)
+		is = l.initSpec(false, spec, prof, workspace, plat, lim, probe)
+		cmd, pipes, err = l.startInit(spec, stdio, plainAttr(uid, gid, root, plat.cg))
+	}
+	if err != nil {
+		if nsUnavailable(err) {
+			return refuse(fmt.Errorf("%w: cannot create namespaces: %v", ErrRefused, err))
+		}
+		return nil, fmt.Errorf("starting sandbox init: %w", err)
+	}
+	plat.cmd, plat.hostPipe, plat.pidNS, plat.started = cmd, pipes.specW, is.Namespaces, time.Now()
+	if stdio {
+		p.stdin, p.stdout = pipes.stdin, pipes.stdout
+	}
+	if plat.cg != nil {
+		if err := plat.cg.addProc(cmd.Process.Pid); err != nil {
+			for m := range plat.cg.applied {
+				p.mech.set(m, false, err.Error())
+			}
+		}
+	}
+
+	// Host-side mechanisms are known now, before the tool exists.
+	for _, m := range []string{MechUserNS, MechPIDNS, MechIPCNS, MechNetNS} {
+		p.mech.set(m, is.Namespaces, "")
+	}
+	if is.Namespaces {
+		p.mech.UIDMap = fmt.Sprintf("0 %d 1", uid)
+	}
+	p.mech.set(MechUnprivileged, uid != 0, fmt.Sprintf("host uid %d", uid))
+	p.mech.set(MechEgress, is.Namespaces, egressDetail(prof, is.Namespaces))
+	hostSide := []string{MechUserNS, MechPIDNS, MechIPCNS, MechNetNS, MechUnprivileged, MechEgress}
+	if plat.cg != nil {
+		hostSide = append(hostSide, MechCPULimit)
+	}
+	if missing := p.mech.Missing(intersect(l.required, hostSide)); len(missing) > 0 {
+		p.killTree()
+		_ = cmd.Wait()
+		return refuse(fmt.Errorf("%w at tier %s: %s not available", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
+	}
+
+	if err := writeSpec(pipes.specW, is); err != nil {
+		p.killTree()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	status := bufio.NewReader(pipes.statusR)
+	rep, err := readReport(ctx, pipes.statusR, status)
+	if err != nil || !rep.OK {
+		p.killTree()
+		_ = cmd.Wait()
+		if err == nil {
+			err = fmt.Errorf("sandbox setup failed at %s: %s", rep.Stage, rep.Error)
+			if strings.Contains(rep.Error, "required") {
+				err = fmt.Errorf("%w at tier %s: %s", ErrRefused, l.preset.Tier, rep.Error)
+			}
+			p.mergeReport(rep)
+		}
+		return refuse(err)
+	}
+	p.mergeReport(rep)
+	plat.toolPID = rep.ToolPID
+	for _, m := range p.mech.Missing(allMechanisms) {
+		if !requires(l.required, m) {
+			p.mech.Warnings = append(p.mech.Warnings, m+" not in force")
+		}
+	}
+	if missing := p.mech.Missing(l.required); len(missing) > 0 {
+		p.killTree()
+		_ = cmd.Wait()
+		return refuse(fmt.Errorf("%w at tier %s: %s not in force", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
+	}
+	if err := l.emitLaunch(ctx, p, spec, nil); err != nil && l.preset.Audit == tier.AuditSync {
+		p.killTree()
+		_ = cmd.Wait()
+		return nil, err
+	} else if err != nil {
+		l.logger.Error("recording sandbox launch", "sandbox", p.id, "err", err)
+	}
+	if len(p.mech.Warnings) > 0 {
+		l.logger.Warn("sandbox running with mechanisms missing", "sandbox", p.id, "profile", name, "warnings", strings.Join(p.mech.Warnings, "; "))
+	}
+	ok = true
+	go l.monitor(ctx, p, status, lim.wall)
+	return p, nil
+}
+
+// mergeReport adds what the init reports to what the host knows. A
+// mechanism in force on either side stays in force (limits set both by a
+// cgroup and an rlimit).
+func (p *Process) mergeReport(r initReport) {
+	p.mech.LandlockABI = r.LandlockABI
+	for m, on := range r.InForce {
+		prev, had := p.mech.InForce[m]
+		d := r.Detail[m]
+		if had && prev {
+			if on && d != "" {
+				p.mech.Detail[m] += " + " + d
+			}
+			continue
+		}
+		p.mech.set(m, on, d)
+	}
+	p.mech.Warnings = append(p.mech.Warnings, r.Warnings...)
+}
+
+func egressDetail(prof config.SandboxProfile, ns bool) string {
+	switch {
+	case !ns:
+		return "no network namespace: the host's network is reachable"
+	case prof.Network == config.NetworkEgress:
+		return "loopback only; allow-list proxy"
+	}
+	return "loopback only"
+}
+
+type initPipes struct {
+	specW, statusR *os.File
+	stdin          *os.File
+	stdout         *os.File
+}
+
+func (l *Launcher) startInit(spec Spec, stdio bool, attr *syscall.SysProcAttr) (*exec.Cmd, initPipes, error) {
+	var ps initPipes
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return nil, ps, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		specR.Close()
+		specW.Close()
+		return nil, ps, err
+	}
+	childEnds := []*os.File{specR, statusW}
+	cmd := &exec.Cmd{
+		Path:        l.opts.InitPath,
+		Args:        []string{initArg0},
+		Env:         []string{}, // nothing of Warden's environment
+		ExtraFiles:  []*os.File{specR, statusW},
+		SysProcAttr: attr,
+	}
+	if stdio {
+		inR, inW, err := os.Pipe()
+		if err != nil {
+			closeAll(specR, specW, statusR, statusW)
+			return nil, ps, err
+		}
+		outR, outW, err := os.Pipe()
+		if err != nil {
+			closeAll(specR, specW, statusR, statusW, inR, inW)
+			return nil, ps, err
+		}
+		cmd.Stdin, cmd.Stdout = inR, outW
+		ps.stdin, ps.stdout = inW, outR
+		childEnds = append(childEnds, inR, outW)
+	} else {
+		cmd.Stdin, cmd.Stdout = spec.Stdin, spec.Stdout
+	}
+	cmd.Stderr = spec.Stderr
+	if err := cmd.Start(); err != nil {
+		closeAll(append(childEnds, specW, statusR, ps.stdin, ps.stdout)...)
+		return nil, initPipes{}, err
+	}
+	closeAll(childEnds...)
+	ps.specW, ps.statusR = specW, statusR
+	return cmd, ps, nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// nsAttr starts the init in new user, mount, PID, IPC, UTS and network
+// namespaces with the sandbox's uid 0 mapped to the host uid given.
+func nsAttr(uid, gid int, root bool, cg *cgroup) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET,
+		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: uid, Size: 1}},
+		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: gid, Size: 1}},
+		Setsid:      true,
+		Pdeathsig:   syscall.SIGKILL,
+	}
+	if root {
+		// Switch to the mapped (unprivileged) host uid before the init runs
+		// and shed root's supplementary groups, which would otherwise keep
+		// granting group access to the host's files.
+		a.GidMappingsEnableSetgroups = true
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	}
+	if cg != nil && cg.version == 2 && cg.fd != nil {
+		a.UseCgroupFD, a.CgroupFD = true, int(cg.fd.Fd())
+	}
+	return a
+}
+
+// plainAttr starts the init without namespaces, as the profile's user when
+// Warden is root.
+func plainAttr(uid, gid int, root bool, cg *cgroup) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if root {
+		a.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+	}
+	if cg != nil && cg.version == 2 && cg.fd != nil {
+		a.UseCgroupFD, a.CgroupFD = true, int(cg.fd.Fd())
+	}
+	return a
+}
+
+// nsUnavailable reports whether clone failed for want of namespaces.
+func nsUnavailable(err error) bool {
+	for _, e := range []error{unix.EPERM, unix.EINVAL, unix.ENOSPC, unix.EUSERS, unix.ENOSYS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func requires(list []string, m string) bool {
+	for _, x := range list {
+		if x == m {
+			return true
+		}
+	}
+	return false
+}
+
+func intersect(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if requires(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// readReport reads the init's first status line.
+func readReport(ctx context.Context, f *os.File, br *bufio.Reader) (initReport, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = f.SetReadDeadline(deadline)
+	defer f.SetReadDeadline(time.Time{})
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return initReport{}, fmt.Errorf("sandbox init did not report: %w", err)
+	}
+	var sl statusLine
+	if err := json.Unmarshal(line, &sl); err != nil || sl.Report == nil {
+		return initReport{}, errors.New("sandbox init sent a malformed report")
+	}
+	return *sl.Report, nil
+}
+
+// initSpec builds what the init needs. With ns, paths are as the tool sees
+// them inside the root built from mounts; without, they are host paths.
+func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, workspace string, plat *processPlatform, lim limits, probe bool) *initSpec {
+	is := &initSpec{
+		Probe: probe, Namespaces: ns, NetNS: ns, Hostname: hostname,
+		Args: spec.Args, Dir: "/workspace",
+		Limits: rlimitSpec{NoFile: uint64(lim.files), NProc: uint64(lim.pids)},
+	}
+	if plat.cg == nil || plat.cg.applied[MechMemoryLimit] == "" {
+		is.Limits.Data = uint64(lim.memory)
+	}
+	initApplied := []string{MechMountNS, MechPivotRoot, MechUTSNS, MechFDsClosed, MechNonDumpable,
+		MechCapsDropped, MechNoNewPrivs, MechLandlockFS, MechSeccomp, MechFilesLimit}
+	if plat.cg == nil || plat.cg.applied[MechPidsLimit] == "" {
+		initApplied = append(initApplied, MechPidsLimit)
+	}
+	if is.Limits.Data > 0 {
+		initApplied = append(initApplied, MechMemoryLimit)
+	}
+	if !ns {
+		initApplied = []string{MechFDsClosed, MechNonDumpable, MechCapsDropped, MechNoNewPrivs, MechLandlockFS, MechSeccomp, MechFilesLimit}
+	}
+	is.Require = intersect(l.required, initApplied)
+
+	env := map[string]string{"PATH": sandboxPath, "HOME": "/workspace", "TMPDIR": "/tmp"}
+	if !ns {
+		env["HOME"], env["TMPDIR"] = workspace, filepath.Join(plat.scratch, "tmp")
+		is.Dir = workspace
+	}
+	for _, k := range prof.PassEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	for k, v := range prof.Env {
+		env[k] = v
+	}
+
+	var hosts strings.Builder
+	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.255\t" + hostname + "\n")
+	connect := []uint16{}
+	if prof.Network == config.NetworkEgress && ns {
+		ps := &proxySpec{Socket: proxySocketDst, Port: proxyPort}
+		connect = append(connect, proxyPort)
+		n := 0
+		for _, r := range prof.Egress {
+			if strings.HasPrefix(r.Host, "*.") || isIPLiteral(r.Host) || n >= 250 {
+				continue
+			}
+			n++
+			addr := fmt.Sprintf("127.0.1.%d", n)
+			fmt.Fprintf(&hosts, "%s\t%s\n", addr, r.Host)
+			for _, port := range r.Ports {
+				ps.Forwards = append(ps.Forwards, forwarder{Addr: addr, Host: r.Host, Port: uint16(port)})
+				connect = append(connect, uint16(port))
+			}
+		}
+		is.Proxy = ps
+		proxyURL := fmt.Sprintf("http://127.0.0.1:%d", proxyPort)
+		for _, k := range []string{"HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"} {
+			env[k] = proxyURL
+		}
+		env["NO_PROXY"], env["no_proxy"] = "localhost,127.0.0.1,::1", "localhost,127.0.0.1,::1"
+	}
+	for _, port := range prof.ListenPorts {
+		connect = append(connect, uint16(port))
+		is.Landlock.Bind = append(is.Landlock.Bind, uint16(port))
+	}
+	is.Landlock.Connect = dedupPorts(connect)
+	for k, v := range env {
+		is.Env = append(is.Env, k+"="+v)
+	}
+	sort.Strings(is.Env)
+
+	if !ns {
+		// Landlock alone: host paths.
+		for _, p := range append(append([]string{}, systemPaths...), etcPaths...) {
+			if _, err := os.Lstat(p); err == nil {
+				is.Landlock.RO = append(is.Landlock.RO, p)
+			}
+		}
+		is.Landlock.RO = append(is.Landlock.RO, prof.ReadOnly...)
+		is.Landlock.RW = append([]string{workspace, filepath.Join(plat.scratch, "tmp")}, prof.ReadWrite...)
+		is.Landlock.Dev = devFiles
+		return is
+	}
+
+	is.Root = filepath.Join(plat.scratch, "root")
+	addHost := func(p string, rw bool) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if target, err := os.Readlink(p); err == nil {
+				is.Mounts = append(is.Mounts, mountSpec{Kind: mountSymlink, Src: target, Dst: p})
+			}
+			return
+		}
+		is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: p, Dst: p, RW: rw})
+	}
+	for _, p := range systemPaths {
+		addHost(p, false)
+	}
+	for _, p := range etcPaths {
+		addHost(p, false)
+	}
+	type pathRW struct {
+		p  string
+		rw bool
+	}
+	var user []pathRW
+	for _, p := range prof.ReadOnly {
+		user = append(user, pathRW{p, false})
+	}
+	for _, p := range prof.ReadWrite {
+		user = append(user, pathRW{p, true})
+	}
+	sort.Slice(user, func(i, j int) bool { return user[i].p < user[j].p })
+	for _, u := range user {
+		if _, err := os.Stat(u.p); err == nil {
+			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: u.p, Dst: u.p, RW: u.rw})
+		}
+	}
+	is.Mounts = append(is.Mounts,
+		mountSpec{Kind: mountBind, Src: workspace, Dst: "/workspace", RW: true},
+		mountSpec{Kind: mountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
+		mountSpec{Kind: mountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
+	)
+	for _, d := range devFiles {
+		if _, err := os.Stat(d); err == nil {
+			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: d, Dst: d, RW: true})
+		}
+	}
+	is.Mounts = append(is.Mounts,
+		mountSpec{Kind: mountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
+	)
+	if is.Proxy != nil {
+		is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: filepath.Join(plat.scratch, "egress.sock"), Dst: proxySocketDst, RW: true})
+	}
+	is.Files = []fileSpec{
+		{Path: "/etc/passwd", Data: "root:x:0:0:sandbox:/workspace:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
+		{Path: "/etc/group", Data: "root:x:0:\nnogroup:x:65534:\n"},
+		{Path: "/etc/hosts", Data: hosts.String()},
+		{Path: "/etc/hostname", Data: hostname + "\n"},
+		{Path: "/etc/nsswitch.conf", Data: "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"},
+		// No resolver is reachable: names outside /etc/hosts fail at once.
+		{Path: "/etc/resolv.conf", Data: "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n"},
+	}
+	is.Landlock.RO = []string{"/"}
+	is.Landlock.RW = []string{"/workspace", "/tmp", "/dev/shm"}
+	is.Landlock.RW = append(is.Landlock.RW, prof.ReadWrite...)
+	is.Landlock.Dev = devFiles
+	return is
+}
+
+func isIPLiteral(h string) bool {
+	_, ok := parseIPish(h)
+	return ok
+}
+
+func dedupPorts(ps []uint16) []uint16 {
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	out := ps[:0]
+	for i, p := range ps {
+		if i == 0 || p != ps[i-1] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// monitor waits for the init, enforces the wall clock and the context, and
+// reports how the process ended.
+func (l *Launcher) monitor(ctx context.Context, p *Process, status *bufio.Reader, wall time.Duration) {
+	plat := &p.plat
+	exitCh := make(chan *initExit, 1)
+	go func() {
+		var ex *initExit
+		for {
+			line, err := status.ReadBytes('\n')
+			var sl statusLine
+			if len(line) > 0 && json.Unmarshal(line, &sl) == nil && sl.Exit != nil {
+				ex = sl.Exit
+			}
+			if err != nil {
+				break
+			}
+		}
+		exitCh <- ex
+	}()
+	waitCh := make(chan error, 1)
+	go func() { waitCh <- plat.cmd.Wait() }()
+	var timeout <-chan time.Time
+	if wall > 0 {
+		t := time.NewTimer(wall)
+		defer t.Stop()
+		timeout = t.C
+	}
+	ctxDone := ctx.Done()
+	var waitErr error
+wait:
+	for {
+		select {
+		case <-ctxDone:
+			p.Kill(ExitSessionEnd, "context ended")
+			ctxDone = nil
+		case <-timeout:
+			p.Kill(ExitTimeout, "wall-clock limit "+wall.String())
+			timeout = nil
+		case waitErr = <-waitCh:
+			break wait
+		}
+	}
+	ex := <-exitCh
+	p.exit = l.exitOf(p, ex, waitErr)
+	plat.cleanup()
+	l.emitExit(p)
+	close(p.done)
+}
+
+func (l *Launcher) exitOf(p *Process, ex *initExit, waitErr error) Exit {
+	p.mu.Lock()
+	kr, kd := p.killReason, p.killDetail
+	p.mu.Unlock()
+	e := Exit{Duration: time.Since(p.plat.started)}
+	if ex != nil {
+		e.Code = ex.Code
+		if ex.Signal != 0 {
+			e.Signal = unix.SignalName(syscall.Signal(ex.Signal))
+			e.Code = 128 + ex.Signal
+		}
+	}
+	switch {
+	case kr != "":
+		e.Reason, e.Detail = kr, kd
+		if ex == nil && e.Code == 0 {
+			e.Code, e.Signal = 137, "SIGKILL"
+		}
+	case p.plat.cg.oomKilled():
+		e.Reason, e.Detail = ExitMemory, "the cgroup's memory limit was reached"
+		if e.Code == 0 {
+			e.Code = 137
+		}
+	case ex != nil && ex.Exited:
+		e.Reason = ExitNormal
+	case ex != nil:
+		e.Reason = ExitSignaled
+	default:
+		e.Reason, e.Code = ExitSignaled, 137
+		e.Detail = "the sandbox's init ended without reporting"
+		if waitErr != nil {
+			e.Detail += ": " + waitErr.Error()
+		}
+	}
+	return e
+}
+
+// killTree kills every process of the sandbox: SIGKILL to the init ends its
+// PID namespace, and with it every process inside.
+func (p *Process) killTree() {
+	plat := &p.plat
+	plat.cg.kill()
+	if plat.cmd != nil && plat.cmd.Process != nil {
+		_ = plat.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	if !plat.pidNS && plat.toolPID > 0 {
+		_ = unix.Kill(-plat.toolPID, unix.SIGKILL)
+		_ = unix.Kill(plat.toolPID, unix.SIGKILL)
+	}
+}
+
+// terminate asks the tool to end: the init forwards SIGTERM.
+func (p *Process) terminate() {
+	if p.plat.cmd != nil && p.plat.cmd.Process != nil {
+		_ = p.plat.cmd.Process.Signal(syscall.SIGTERM)
+	}
+}
+
+func (plat *processPlatform) cleanup() {
+	if plat.proxy != nil {
+		plat.proxy.Close()
+	}
+	if plat.hostPipe != nil {
+		plat.hostPipe.Close()
+	}
+	plat.cg.remove()
+	if plat.scratch != "" {
+		if err := os.RemoveAll(plat.scratch); err != nil {
+			// A private workspace can hold files the tool made unremovable
+			// (mode 0); make everything writable and try again.
+			_ = filepath.Walk(plat.scratch, func(p string, _ os.FileInfo, _ error) error {
+				_ = os.Chmod(p, 0o700)
+				return nil
+			})
+			_ = os.RemoveAll(plat.scratch)
+		}
+	}
+}

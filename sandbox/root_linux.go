@@ -1,0 +1,204 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildRoot runs in the init, inside the new user and mount namespaces: it
+// builds the sandbox's root on a tmpfs at spec.Root from the spec's mounts
+// and files, mounts a fresh /proc, pivots into it and detaches the host's
+// root. Afterwards the root tmpfs itself is read-only; only the mounts marked
+// RW (workspace, /tmp, /dev/shm, the profile's rw paths) are writable.
+func buildRoot(s *initSpec) error {
+	if s.Root == "" || !filepath.IsAbs(s.Root) {
+		return errors.New("no root directory to build on")
+	}
+	// Nothing done here may propagate back to the host's mounts.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	root := s.Root
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=8m"); err != nil {
+		return fmt.Errorf("mounting the root tmpfs: %w", err)
+	}
+	for _, m := range s.Mounts {
+		if err := applyMount(root, m); err != nil {
+			return err
+		}
+	}
+	for _, f := range s.Files {
+		p, err := inRoot(root, f.Path)
+		if err != nil {
+			return err
+		}
+		if err := mkdirInRoot(root, filepath.Dir(f.Path)); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(f.Data), 0o644); err != nil {
+			return fmt.Errorf("writing %s in the sandbox: %w", f.Path, err)
+		}
+	}
+	if err := mountProc(root); err != nil {
+		return err
+	}
+
+	// pivot_root(".", ".") stacks the old root on top of the new one; the
+	// lazy unmount then takes the host's whole tree out of this namespace.
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("entering the new root: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the host's root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("entering the new root: %w", err)
+	}
+	// The root tmpfs and /dev become read-only (not recursively: the
+	// writable mounts below them stay writable).
+	for _, p := range []string{"/", "/dev"} {
+		if _, err := os.Lstat(p); err != nil {
+			continue
+		}
+		if err := setMountAttr(p, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID, false); err != nil {
+			return fmt.Errorf("making %s read-only: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func applyMount(root string, m mountSpec) error {
+	dst, err := inRoot(root, m.Dst)
+	if err != nil {
+		return err
+	}
+	switch m.Kind {
+	case mountSymlink:
+		if err := mkdirInRoot(root, filepath.Dir(m.Dst)); err != nil {
+			return err
+		}
+		if err := os.Symlink(m.Src, dst); err != nil {
+			return fmt.Errorf("creating symlink %s in the sandbox: %w", m.Dst, err)
+		}
+	case mountTmpfs:
+		if err := mkdirInRoot(root, m.Dst); err != nil {
+			return err
+		}
+		if err := unix.Mount("tmpfs", dst, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data); err != nil {
+			return fmt.Errorf("mounting tmpfs at %s: %w", m.Dst, err)
+		}
+	case mountBind:
+		fi, err := os.Stat(m.Src)
+		if err != nil {
+			return fmt.Errorf("bind mount of %s: %w", m.Src, err)
+		}
+		if fi.IsDir() {
+			err = mkdirInRoot(root, m.Dst)
+		} else {
+			err = mkfileInRoot(root, m.Dst)
+		}
+		if err != nil {
+			return err
+		}
+		if err := unix.Mount(m.Src, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind mount of %s: %w", m.Src, err)
+		}
+		attr := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
+		if !m.RW {
+			attr |= unix.MOUNT_ATTR_RDONLY
+		}
+		if fi.Mode()&os.ModeDevice != 0 {
+			attr &^= unix.MOUNT_ATTR_NODEV // /dev/null and friends must stay devices
+			attr |= unix.MOUNT_ATTR_NOEXEC
+		}
+		if err := setMountAttr(dst, attr, true); err != nil {
+			return fmt.Errorf("restricting the mount of %s: %w", m.Src, err)
+		}
+	default:
+		return fmt.Errorf("unknown mount kind %q", m.Kind)
+	}
+	return nil
+}
+
+// setMountAttr adds mount attributes (never clears any, so attributes the
+// host locked stay set).
+func setMountAttr(path string, set uint64, recursive bool) error {
+	flags := uint(unix.AT_SYMLINK_NOFOLLOW)
+	if recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	return unix.MountSetattr(unix.AT_FDCWD, path, flags, &unix.MountAttr{Attr_set: set})
+}
+
+// mountProc mounts a procfs for the sandbox's PID namespace, showing only
+// process directories where the kernel supports it.
+func mountProc(root string) error {
+	if err := mkdirInRoot(root, "/proc"); err != nil {
+		return err
+	}
+	dst := filepath.Join(root, "proc")
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if err := unix.Mount("proc", dst, "proc", flags, "subset=pid"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("proc", dst, "proc", flags, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	return nil
+}
+
+// inRoot maps a sandbox path to where it is being built.
+func inRoot(root, p string) (string, error) {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return "", fmt.Errorf("sandbox path %q is not absolute and clean", p)
+	}
+	return filepath.Join(root, p), nil
+}
+
+// mkdirInRoot creates p (a sandbox path) and its parents under root,
+// refusing to pass through a symlink, so that no mount point is ever created
+// outside the root being built.
+func mkdirInRoot(root, p string) error {
+	cur := root
+	for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Mkdir(cur, 0o755); err != nil {
+				return fmt.Errorf("creating %s in the sandbox: %w", p, err)
+			}
+		case err != nil:
+			return fmt.Errorf("creating %s in the sandbox: %w", p, err)
+		case fi.Mode()&os.ModeSymlink != 0:
+			return fmt.Errorf("creating %s in the sandbox: %s is a symlink", p, strings.TrimPrefix(cur, root))
+		case !fi.IsDir():
+			return fmt.Errorf("creating %s in the sandbox: %s is not a directory", p, strings.TrimPrefix(cur, root))
+		}
+	}
+	return nil
+}
+
+// mkfileInRoot creates an empty file at p to bind a file over.
+func mkfileInRoot(root, p string) error {
+	if err := mkdirInRoot(root, filepath.Dir(p)); err != nil {
+		return err
+	}
+	dst := filepath.Join(root, p)
+	fd, err := unix.Open(dst, unix.O_CREAT|unix.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating %s in the sandbox: %w", p, err)
+	}
+	return unix.Close(fd)
+}

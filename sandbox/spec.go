@@ -1,0 +1,152 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// initArg0 is the argv[0] with which the host re-executes its own binary as
+// the sandbox's init. MaybeInit looks for it.
+const initArg0 = "warden-sandbox-init"
+
+// File descriptors of the init, after stdin, stdout and stderr.
+const (
+	specFD   = 3 // host -> init: the spec, then held open: EOF means the host is gone
+	statusFD = 4 // init -> host: JSON lines, a report then the tool's exit
+)
+
+// Kinds of mountSpec.
+const (
+	mountBind    = "bind"    // Src bound at Dst, read-only unless RW
+	mountTmpfs   = "tmpfs"   // a tmpfs at Dst with options Data
+	mountSymlink = "symlink" // a symlink at Dst pointing to Src
+)
+
+// initSpec is everything the init needs, sent by the host over specFD as a
+// length-prefixed JSON document.
+type initSpec struct {
+	Probe      bool         `json:"probe,omitempty"`      // build everything, report, run no tool
+	Namespaces bool         `json:"namespaces,omitempty"` // the init runs in new namespaces
+	NetNS      bool         `json:"net_ns,omitempty"`     // among them a network namespace
+	Root       string       `json:"root,omitempty"`       // host directory to build the root on
+	Mounts     []mountSpec  `json:"mounts,omitempty"`
+	Files      []fileSpec   `json:"files,omitempty"`
+	Hostname   string       `json:"hostname,omitempty"`
+	Args       []string     `json:"args"`
+	Env        []string     `json:"env"`
+	Dir        string       `json:"dir"`
+	Landlock   landlockSpec `json:"landlock"`
+	Limits     rlimitSpec   `json:"limits"`
+	Proxy      *proxySpec   `json:"proxy,omitempty"`
+	Require    []string     `json:"require,omitempty"`
+}
+
+type mountSpec struct {
+	Kind string `json:"kind"`
+	Src  string `json:"src,omitempty"`
+	Dst  string `json:"dst"`
+	RW   bool   `json:"rw,omitempty"`
+	Data string `json:"data,omitempty"`
+}
+
+type fileSpec struct {
+	Path string `json:"path"`
+	Data string `json:"data"`
+}
+
+// landlockSpec lists paths as the tool will see them (inside the root).
+type landlockSpec struct {
+	RO      []string `json:"ro,omitempty"`
+	RW      []string `json:"rw,omitempty"`
+	Dev     []string `json:"dev,omitempty"` // device files: read, write, ioctl
+	Connect []uint16 `json:"connect,omitempty"`
+	Bind    []uint16 `json:"bind,omitempty"`
+}
+
+type rlimitSpec struct {
+	NoFile uint64 `json:"nofile"`
+	NProc  uint64 `json:"nproc"`
+	Data   uint64 `json:"data,omitempty"` // 0 when a cgroup limits memory
+}
+
+// proxySpec tells the init which loopback forwarders to run.
+type proxySpec struct {
+	Socket   string      `json:"socket"` // the proxy's Unix socket, inside the root
+	Port     uint16      `json:"port"`   // 127.0.0.1:Port speaks HTTP proxy
+	Forwards []forwarder `json:"forwards,omitempty"`
+}
+
+// forwarder listens on Addr:Port inside the sandbox and tunnels to Host:Port
+// through the proxy, for clients that ignore proxy variables.
+type forwarder struct {
+	Addr string `json:"addr"`
+	Host string `json:"host"`
+	Port uint16 `json:"port"`
+}
+
+// initReport is the init's first status line: what it put in force, or why
+// it could not start the tool.
+type initReport struct {
+	OK          bool              `json:"ok"`
+	Stage       string            `json:"stage,omitempty"`
+	Error       string            `json:"error,omitempty"`
+	InForce     map[string]bool   `json:"in_force,omitempty"`
+	Detail      map[string]string `json:"detail,omitempty"`
+	LandlockABI int               `json:"landlock_abi,omitempty"`
+	Warnings    []string          `json:"warnings,omitempty"`
+	ToolPID     int               `json:"tool_pid,omitempty"` // in the init's PID namespace
+}
+
+// initExit is the init's last status line: how the tool ended.
+type initExit struct {
+	Exited bool `json:"exited"`
+	Code   int  `json:"code"`
+	Signal int  `json:"signal,omitempty"`
+}
+
+// statusLine is one line on statusFD; exactly one field is set.
+type statusLine struct {
+	Report *initReport `json:"report,omitempty"`
+	Exit   *initExit   `json:"exit,omitempty"`
+}
+
+const maxSpecSize = 1 << 20
+
+func writeSpec(w io.Writer, s *initSpec) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encoding sandbox spec: %w", err)
+	}
+	if len(b) > maxSpecSize {
+		return errors.New("sandbox spec is larger than 1 MiB")
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(b)))
+	if _, err := w.Write(append(hdr[:], b...)); err != nil {
+		return fmt.Errorf("sending sandbox spec: %w", err)
+	}
+	return nil
+}
+
+func readSpec(r io.Reader) (*initSpec, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, fmt.Errorf("reading sandbox spec: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > maxSpecSize {
+		return nil, fmt.Errorf("sandbox spec of %d bytes is too large", n)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, fmt.Errorf("reading sandbox spec: %w", err)
+	}
+	var s initSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("decoding sandbox spec: %w", err)
+	}
+	return &s, nil
+}
