@@ -76,6 +76,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		agentCmd(a),
 		adminCmd(a),
 		auditCmd(a),
+		policyCmd(a),
 	)
 	return root
 }
