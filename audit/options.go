@@ -103,6 +103,7 @@ func OptionsFrom(c *config.Config, key ed25519.PrivateKey, logger *slog.Logger) 
 		MaxPending:         a.MaxPending,
 		AsyncFlushInterval: a.AsyncFlushInterval,
 		MaxEventBytes:      a.MaxEventBytes,
+		VerifyOnOpen:       a.VerifyOnOpen,
 		Logger:             logger,
 	}
 	for i, p := range a.Publish {

@@ -138,6 +138,16 @@ func TestVerifyPinpointsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, 30, 0, "checkpoint file does not verify"},
+		{"append a forged checkpoint to the history", func(t *testing.T, dir string) {
+			appendFile(t, filepath.Join(dir, historyFile), foreignCP.Note)
+		}, 30, 50, "checkpoint history for size 50 does not verify"},
+		{"append a forged checkpoint beyond the log to the history", func(t *testing.T, dir string) {
+			cp, err := signCheckpoint(mustSigner(t, foreignKey), 70, make([]byte, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendFile(t, filepath.Join(dir, historyFile), cp.Note)
+		}, 50, 70, "does not verify"},
 		{"swap the checkpoint for another log's of the same size", func(t *testing.T, dir string) {
 			if err := os.WriteFile(filepath.Join(dir, checkpointFile), otherCP, 0o644); err != nil {
 				t.Fatal(err)

@@ -41,8 +41,9 @@ type Report struct {
 }
 
 type claim struct {
-	cp     *Checkpoint
-	source string
+	cp       *Checkpoint
+	source   string
+	verified bool // signature checked; history entries are checked only on a mismatch
 }
 
 // Verify checks the log in dir from its bytes alone: every record's framing,
@@ -66,7 +67,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Report, error) {
 	// Local checkpoints: the newest and the history.
 	if b, err := os.ReadFile(filepath.Join(dir, checkpointFile)); err == nil {
 		if cp, err := ParseCheckpoint(b, o.Verifier); err == nil {
-			claims = append(claims, claim{cp, "checkpoint file"})
+			claims = append(claims, claim{cp, "checkpoint file", true})
 			rep.Newest = cp
 		} else {
 			bad = append(bad, badCheckpoint{claimedSize(b), "checkpoint file", err})
@@ -74,9 +75,13 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Report, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("verify: reading checkpoint: %w", err)
 	}
-	hist, herrs := readHistory(dir, o.Verifier)
+	hist, herrs := readHistory(dir, nil)
 	for _, cp := range hist {
-		claims = append(claims, claim{cp, "checkpoint history"})
+		if cp.Origin != o.Verifier.Name() {
+			bad = append(bad, badCheckpoint{cp.Size, "checkpoint history", fmt.Errorf("origin %q is not the key's name %q", cp.Origin, o.Verifier.Name())})
+			continue
+		}
+		claims = append(claims, claim{cp, "checkpoint history", false})
 	}
 	for _, err := range herrs {
 		bad = append(bad, badCheckpoint{0, "checkpoint history", err})
@@ -89,7 +94,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("external checkpoint %d: %w", i+1, err)
 		}
-		claims = append(claims, claim{cp, fmt.Sprintf("external checkpoint %d", i+1)})
+		claims = append(claims, claim{cp, fmt.Sprintf("external checkpoint %d", i+1), true})
 	}
 
 	// Checkpoints by size: each is checked when the rebuilt tree reaches it,
@@ -106,7 +111,7 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Report, error) {
 	}
 
 	// Stream every record.
-	s := &streamer{claims: claims, rng: rangeFactory().NewEmptyRange(0)}
+	s := &streamer{claims: claims, verifier: o.Verifier, rng: rangeFactory().NewEmptyRange(0)}
 	if hf, err := os.Open(filepath.Join(dir, hashesFile)); err == nil {
 		defer hf.Close()
 		s.stored = bufio.NewReaderSize(hf, 1<<20)
@@ -134,6 +139,11 @@ func Verify(ctx context.Context, dir string, o VerifyOptions) (*Report, error) {
 	}
 	if s.next < len(claims) {
 		c := claims[s.next]
+		if !c.verified {
+			if _, err := ParseCheckpoint(c.cp.Note, o.Verifier); err != nil {
+				return rep, &CorruptError{Index: s.good, End: c.cp.Size, Reason: fmt.Sprintf("%s for size %d does not verify (%v): forged or damaged", c.source, c.cp.Size, err)}
+			}
+		}
 		return rep, &CorruptError{Index: s.size(), End: c.cp.Size,
 			Reason: fmt.Sprintf("%s was signed for %d records but only %d are stored: records were removed", c.source, c.cp.Size, s.size())}
 	}
@@ -191,10 +201,11 @@ func goodBelow(claims []claim, size uint64) uint64 {
 // streamer rebuilds the tree record by record and checks it against the
 // checkpoints in order of size.
 type streamer struct {
-	claims []claim
-	next   int // first claim not yet reached
-	good   uint64
-	rng    *compact.Range
+	claims   []claim
+	verifier note.Verifier
+	next     int // first claim not yet reached
+	good     uint64
+	rng      *compact.Range
 
 	stored    *bufio.Reader // the derived tree file, for a hint only
 	storedPos uint64
@@ -237,6 +248,7 @@ func (s *streamer) compareStored(h []byte) {
 }
 
 func (s *streamer) check() error {
+	matched := false
 	for s.next < len(s.claims) && s.claims[s.next].cp.Size == s.size() {
 		c := s.claims[s.next]
 		var root []byte
@@ -246,14 +258,22 @@ func (s *streamer) check() error {
 			root, _ = s.rng.GetRootHash(nil)
 		}
 		if !bytes.Equal(root, c.cp.Root) {
+			if !c.verified {
+				if _, err := ParseCheckpoint(c.cp.Note, s.verifier); err != nil {
+					return &CorruptError{Index: s.good, End: c.cp.Size, Reason: fmt.Sprintf("%s for size %d does not verify (%v): forged or damaged", c.source, c.cp.Size, err)}
+				}
+			}
 			reason := fmt.Sprintf("the records do not match %s signed for size %d: a record before it was changed, removed, inserted or reordered", c.source, c.cp.Size)
 			if s.hintSet && uint64(s.hint) >= s.good && uint64(s.hint) < c.cp.Size {
 				reason += fmt.Sprintf("; the first record whose hash differs from the stored tree is %d", s.hint)
 			}
 			return &CorruptError{Index: s.good, End: c.cp.Size, Reason: reason}
 		}
-		s.good = c.cp.Size
+		matched = true
 		s.next++
+	}
+	if matched {
+		s.good = s.size() // only once every claim of this size agrees
 	}
 	return nil
 }

@@ -124,7 +124,7 @@ external ones.`,
 			}
 			fmt.Fprintf(out, "checkpoints matched: %d local, %d external\n", rep.Local, rep.External)
 			if rep.TornBytes > 0 {
-				fmt.Fprintf(out, "torn last write: %d bytes not counted (truncated when the log is next opened)\n", rep.TornBytes)
+				fmt.Fprintf(out, "incomplete last write (in progress, or torn by a crash): %d bytes not counted; a torn one is truncated when the log is next opened\n", rep.TornBytes)
 			}
 			for _, w := range rep.Warnings {
 				fmt.Fprintln(out, "warning:", w)
