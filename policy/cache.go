@@ -109,7 +109,7 @@ func (c *caches) agent(a Agent) (types.Entity, error) {
 
 func (c *caches) target(t Target) (types.Entity, error) {
 	if tool, ok := t.(Tool); ok && c != nil {
-		return c.tools.get(tool.Name, tool) // a same-named tool of another server fails equal and is rebuilt
+		return c.tools.get(tool.ID(), tool)
 	}
 	return t.entity()
 }

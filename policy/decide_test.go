@@ -97,6 +97,8 @@ func TestDecide(t *testing.T) {
 		{"no agent name", call(Agent{}, searchTool, `{}`), false, CodeInvalidRequest, nil},
 		{"no task", Request{Agent: financeAgent(), Action: Call, Target: searchTool}, false, CodeInvalidRequest, nil},
 		{"no target", Request{Agent: financeAgent(), Action: Call, Task: Task{ID: "t"}}, false, CodeInvalidRequest, nil},
+		{"nil pointer target", Request{Agent: financeAgent(), Action: Call, Target: (*Tool)(nil), Task: Task{ID: "t"}}, false, CodeInvalidRequest, nil},
+		{"pointer target", Request{Agent: financeAgent(), Action: Call, Target: &searchTool, Task: Task{ID: "t"}}, true, CodePermit, []string{"read-only-tools"}},
 		{"action does not apply to target", Request{Agent: financeAgent(), Action: Call, Target: Memory{Namespace: "x"}, Task: Task{ID: "t"}}, false, CodeInvalidRequest, nil},
 		{"unknown action", Request{Agent: financeAgent(), Action: "execute", Target: searchTool, Task: Task{ID: "t"}}, false, CodeInvalidRequest, nil},
 	}
@@ -190,4 +192,44 @@ func mustCompile(t testing.TB, src string) *Set {
 		t.Fatal(err)
 	}
 	return set
+}
+
+// TestEntityCacheNeverStale changes an agent's and a tool's attributes,
+// including in place in maps and slices the caller keeps, between
+// decisions: each decision must see the attributes it was given.
+func TestEntityCacheNeverStale(t *testing.T) {
+	e := NewEngine(exampleSet(t))
+	ctx := context.Background()
+	a := financeAgent()
+	a.Labels = map[string]string{"team": "support"}
+	req := call(a, mailTool, `{"to": "x@example.com"}`)
+	if d := e.Decide(ctx, req); !d.Allow {
+		t.Fatalf("support label: %v", d)
+	}
+	a.Labels["team"] = "finance" // the same map, changed in place
+	if d := e.Decide(ctx, req); d.Allow {
+		t.Fatalf("label changed in place, decision did not: %v", d)
+	}
+	a.Labels["team"] = "support"
+	req.Agent.Tier = "foundation"
+	req.Target = wipeTool
+	if d := e.Decide(ctx, req); d.Code != CodeForbid {
+		t.Fatalf("tier changed: %v", d)
+	}
+	labels := []string{LabelReads}
+	req.Agent.Tier = "advanced"
+	req.Target = Tool{Server: "files", Name: "wipe", Labels: labels}
+	if d := e.Decide(ctx, req); !d.Allow {
+		t.Fatalf("relabelled tool: %v", d)
+	}
+	labels[0] = LabelDestructive // the same slice, changed in place
+	if d := e.Decide(ctx, req); d.Allow {
+		t.Fatalf("label slice changed in place, decision did not: %v", d)
+	}
+	req.Task.Intent = "summarise"
+	req.Target = writeTool
+	req.Args = []byte(`{"path": "/data/x"}`)
+	if d := e.Decide(ctx, req); d.Code != CodeForbid {
+		t.Fatalf("task intent changed: %v", d)
+	}
 }

@@ -161,14 +161,15 @@ func (e *Engine) unavailable() (Decision, bool) {
 // build converts req. With partialCtx, the arguments and session are left
 // unknown (partial evaluation variables) rather than read from req.
 func (e *Engine) build(req Request, partialCtx bool) (*request, error) {
-	if req.Target == nil {
-		return nil, errors.New("no target")
+	t, err := normTarget(req.Target)
+	if err != nil {
+		return nil, err
 	}
 	agent, err := e.cache.agent(req.Agent)
 	if err != nil {
 		return nil, err
 	}
-	target, err := e.cache.target(req.Target)
+	target, err := e.cache.target(t)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -123,6 +122,39 @@ type Memory struct {
 type Target interface {
 	// entity returns the target as a Cedar entity and the entities it is in.
 	entity() (types.Entity, error)
+}
+
+// normTarget turns a pointer target into its value, refusing nil ones.
+func normTarget(t Target) (Target, error) {
+	var isNil bool
+	switch v := t.(type) {
+	case nil:
+		return nil, errors.New("no target")
+	case *Tool:
+		if isNil = v == nil; !isNil {
+			return *v, nil
+		}
+	case *Resource:
+		if isNil = v == nil; !isNil {
+			return *v, nil
+		}
+	case *Prompt:
+		if isNil = v == nil; !isNil {
+			return *v, nil
+		}
+	case *Memory:
+		if isNil = v == nil; !isNil {
+			return *v, nil
+		}
+	case *Agent:
+		if isNil = v == nil; !isNil {
+			return *v, nil
+		}
+	}
+	if isNil {
+		return nil, errors.New("nil target")
+	}
+	return t, nil
 }
 
 // Task is the task a request is made within. Ancestors are the ids of the
@@ -369,14 +401,4 @@ func ancestors(e types.Entity, dst []types.EntityUID) []types.EntityUID {
 		dst = append(dst, p)
 	}
 	return dst
-}
-
-// sortedKeys is used for deterministic output in tests and messages.
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

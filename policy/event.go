@@ -38,11 +38,11 @@ func DecisionEvent(req Request, d Decision) events.Event {
 	}
 	e.API = &events.API{Operation: string(req.Action)}
 	w := &events.Warden{Agent: req.Agent.SPIFFEID, Task: req.Task.ID, Reason: string(d.Code)}
-	if req.Target != nil {
-		if ent, err := req.Target.entity(); err == nil {
+	if t, err := normTarget(req.Target); err == nil {
+		if ent, err := t.entity(); err == nil {
 			e.Resources = []events.Resource{{UID: string(ent.UID.ID), Type: strings.ToLower(string(ent.UID.Type))}}
-			if t, ok := req.Target.(Tool); ok {
-				w.Tool = t.ID()
+			if tool, ok := t.(Tool); ok {
+				w.Tool = tool.ID()
 			}
 		}
 	}
