@@ -71,6 +71,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		versionCmd(),
+		inspectCmd(a),
 		initCmd(a),
 		serveCmd(a),
 		agentCmd(a),

@@ -19,14 +19,14 @@ type Flag uint32
 
 // Flags set by Normalize.
 const (
-	FlagInvisible  Flag = 1 << iota // zero-width and other invisible characters
-	FlagBidi                        // bidirectional overrides and isolates
-	FlagTag                         // Unicode tag characters (hidden ASCII)
-	FlagVariation                   // runs of variation selectors (hidden bytes)
-	FlagHomoglyph                   // look-alike letters mixed into Latin words
-	FlagCompat                      // compatibility forms (fullwidth, math letters) folded by NFKC
-	FlagInvalidUTF8                 // bytes that are not UTF-8
-	FlagControl                     // C0/C1 control characters other than tab and newlines
+	FlagInvisible   Flag = 1 << iota // zero-width and other invisible characters
+	FlagBidi                         // bidirectional overrides and isolates
+	FlagTag                          // Unicode tag characters (hidden ASCII)
+	FlagVariation                    // runs of variation selectors (hidden bytes)
+	FlagHomoglyph                    // look-alike letters mixed into Latin words
+	FlagCompat                       // compatibility forms (fullwidth, math letters) folded by NFKC
+	FlagInvalidUTF8                  // bytes that are not UTF-8
+	FlagControl                      // C0/C1 control characters other than tab and newlines
 )
 
 // Names returns the flag names, for reasons and facts.

@@ -1,0 +1,168 @@
+package injection
+
+import (
+	"github.com/warden-run/warden/inspect/internal/decode"
+	"github.com/warden-run/warden/inspect/internal/textnorm"
+)
+
+// Source says where a scored piece of text came from.
+type Source int
+
+// Sources of scored text.
+const (
+	SrcText    Source = iota // the input itself
+	SrcPayload               // an encoded payload decoded from the input
+	SrcHidden                // text smuggled in Unicode tag characters
+)
+
+// Unit is one piece of text the detector scores: the input, or something
+// decoded from it.
+type Unit struct {
+	Src     Source
+	Payload int // index in Analysis.Payloads when Src is SrcPayload
+	Norm    textnorm.Text
+	Hits    []Hit
+	Chunks  []Chunk
+}
+
+// Chunk is one scored window of a unit.
+type Chunk struct {
+	Start, End int      // byte offsets in the unit's normalised text
+	Idx        []uint32 // hashed sparse features (repeats allowed)
+	Dense      []uint16 // indices of active dense features
+}
+
+// Analysis is everything the model scores for one input.
+type Analysis struct {
+	Payloads []decode.Payload
+	Units    []Unit
+	buf      []uint32 // backing store of the chunks' sparse indices
+}
+
+// Limits bound the work per input.
+type Limits struct {
+	MaxBytes    int // input bytes analysed (the rest is reported as truncated by the caller)
+	MaxHits     int // rule hits kept per unit
+	MaxPayloads int
+}
+
+// Analyzer turns text into features. It is read-only after construction.
+type Analyzer struct {
+	cfg   FeatureConfig
+	norm  *textnorm.Normalizer
+	dec   *decode.Decoder
+	rules *RuleSet
+	lim   Limits
+	// dense layout
+	nRules int
+}
+
+// Dense feature layout after the rules.
+const (
+	denseFlags   = 8 // one per textnorm flag bit
+	densePayload = 0 // offset after flags: "decoded payload"
+	denseHidden  = 1 // "tag-character text"
+	denseExtra   = 2
+)
+
+// NewAnalyzer builds an analyzer.
+func NewAnalyzer(cfg FeatureConfig, rules *RuleSet, lim Limits) *Analyzer {
+	if lim.MaxHits <= 0 {
+		lim.MaxHits = 32
+	}
+	if lim.MaxPayloads <= 0 {
+		lim.MaxPayloads = 16
+	}
+	return &Analyzer{
+		cfg:    cfg,
+		norm:   textnorm.New(),
+		dec:    decode.New(decode.Limits{MaxPayloads: lim.MaxPayloads, MaxBytes: 256 << 10}),
+		rules:  rules,
+		lim:    lim,
+		nRules: rules.Len(),
+	}
+}
+
+// Config returns the feature configuration.
+func (a *Analyzer) Config() FeatureConfig { return a.cfg }
+
+// Rules returns the compiled rules.
+func (a *Analyzer) Rules() *RuleSet { return a.rules }
+
+// DenseNames names the dense features in order.
+func (a *Analyzer) DenseNames() []string {
+	var out []string
+	for _, r := range a.rules.Rules() {
+		out = append(out, "rule:"+r.ID)
+	}
+	for i := range denseFlags {
+		names := textnorm.Flag(1 << i).Names()
+		n := "flag:unused"
+		if len(names) == 1 {
+			n = "flag:" + names[0]
+		}
+		out = append(out, n)
+	}
+	return append(out, "payload:decoded", "payload:hidden_tags")
+}
+
+// NumDense is the number of dense features.
+func (a *Analyzer) NumDense() int { return a.nRules + denseFlags + denseExtra }
+
+// Analyze normalises s, decodes payloads, matches rules and builds the
+// chunk features. Sparse indices share one backing array per call.
+func (a *Analyzer) Analyze(s string) *Analysis {
+	an := &Analysis{}
+	a.AnalyzeInto(s, an)
+	return an
+}
+
+// AnalyzeInto is Analyze reusing an's storage.
+func (a *Analyzer) AnalyzeInto(s string, an *Analysis) {
+	an.Units = an.Units[:0]
+	an.Payloads = an.Payloads[:0]
+	an.buf = an.buf[:0]
+	if a.lim.MaxBytes > 0 && len(s) > a.lim.MaxBytes {
+		s = s[:a.lim.MaxBytes]
+	}
+	n := a.norm.Normalize(s)
+	a.addUnit(an, Unit{Src: SrcText, Norm: n}, 0)
+	an.Payloads = a.dec.Find(s)
+	for i, p := range an.Payloads {
+		a.addUnit(an, Unit{Src: SrcPayload, Payload: i, Norm: a.norm.Normalize(p.Text)}, a.nRules+denseFlags+densePayload)
+	}
+	if n.Hidden != "" {
+		a.addUnit(an, Unit{Src: SrcHidden, Norm: a.norm.Normalize(n.Hidden)}, a.nRules+denseFlags+denseHidden)
+	}
+}
+
+func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int) {
+	u.Hits = a.rules.Match(u.Norm.S, nil, a.lim.MaxHits)
+	flags := u.Norm.Flags
+	if len(an.Units) > 0 {
+		flags |= an.Units[0].Norm.Flags
+	}
+	for _, c := range a.cfg.Chunks(u.Norm.S) {
+		ch := Chunk{Start: c[0], End: c[1]}
+		start := len(an.buf)
+		an.buf = a.cfg.AppendFeatures(an.buf, u.Norm.S[c[0]:c[1]])
+		ch.Idx = an.buf[start:len(an.buf):len(an.buf)]
+		var seen uint64
+		for _, h := range u.Hits {
+			if h.End > c[0] && h.Start < c[1] && seen&(1<<h.Rule) == 0 {
+				seen |= 1 << h.Rule
+				ch.Dense = append(ch.Dense, uint16(h.Rule))
+			}
+		}
+		for i := range denseFlags {
+			if flags&(1<<i) != 0 {
+				ch.Dense = append(ch.Dense, uint16(a.nRules+i))
+			}
+		}
+		if extra > 0 {
+			ch.Dense = append(ch.Dense, uint16(extra))
+		}
+		u.Chunks = append(u.Chunks, ch)
+	}
+	an.Units = append(an.Units, u)
+}
