@@ -19,52 +19,55 @@ const maxCached = 8192
 // attribute is never answered with a stale entity; entries hold their own
 // copy of that description, so a caller changing its slices or maps
 // afterwards cannot change them.
-type entityCache[T any] struct {
+type entityCache[T, V any] struct {
 	mu    sync.RWMutex
-	m     map[string]*cached[T]
+	m     map[string]*cached[T, V]
 	equal func(a, b *T) bool
 	clone func(T) T
-	build func(T) (types.Entity, error)
+	build func(T) (V, error)
 }
 
-type cached[T any] struct {
-	from   T
-	entity types.Entity
+type cached[T, V any] struct {
+	from  T
+	value V
 }
 
-func (c *entityCache[T]) get(key string, v T) (types.Entity, error) {
+func (c *entityCache[T, V]) get(key string, v T) (V, error) {
 	c.mu.RLock()
 	ce := c.m[key]
 	c.mu.RUnlock()
 	if ce != nil && c.equal(&ce.from, &v) {
-		return ce.entity, nil
+		return ce.value, nil
 	}
-	ent, err := c.build(v)
+	val, err := c.build(v)
 	if err != nil {
-		return types.Entity{}, err
+		var zero V
+		return zero, err
 	}
-	ce = &cached[T]{from: c.clone(v), entity: ent}
+	ce = &cached[T, V]{from: c.clone(v), value: val}
 	c.mu.Lock()
 	if len(c.m) >= maxCached {
 		clear(c.m)
 	}
 	c.m[key] = ce
 	c.mu.Unlock()
-	return ent, nil
+	return val, nil
 }
 
-// caches are an engine's entity caches. A nil *caches builds every entity
-// afresh.
+// caches are an engine's entity caches (and one for session records, which
+// change far less often than calls are made). A nil *caches builds every
+// value afresh.
 type caches struct {
-	agents entityCache[Agent]
-	tools  entityCache[Tool]
-	tasks  entityCache[Task]
+	agents   entityCache[Agent, types.Entity]
+	tools    entityCache[Tool, types.Entity]
+	tasks    entityCache[Task, types.Entity]
+	sessions entityCache[Session, types.Record]
 }
 
 func newCaches() *caches {
 	return &caches{
-		agents: entityCache[Agent]{
-			m: map[string]*cached[Agent]{},
+		agents: entityCache[Agent, types.Entity]{
+			m: map[string]*cached[Agent, types.Entity]{},
 			equal: func(a, b *Agent) bool {
 				return a.Name == b.Name && a.SPIFFEID == b.SPIFFEID && a.Owner == b.Owner && a.Model == b.Model &&
 					a.Tier == b.Tier && slices.Equal(a.Groups, b.Groups) && maps.Equal(a.Labels, b.Labels)
@@ -75,8 +78,8 @@ func newCaches() *caches {
 			},
 			build: Agent.entity,
 		},
-		tools: entityCache[Tool]{
-			m: map[string]*cached[Tool]{},
+		tools: entityCache[Tool, types.Entity]{
+			m: map[string]*cached[Tool, types.Entity]{},
 			equal: func(a, b *Tool) bool {
 				return a.Server == b.Server && a.Name == b.Name && slices.Equal(a.Labels, b.Labels)
 			},
@@ -86,8 +89,8 @@ func newCaches() *caches {
 			},
 			build: Tool.entity,
 		},
-		tasks: entityCache[Task]{
-			m: map[string]*cached[Task]{},
+		tasks: entityCache[Task, types.Entity]{
+			m: map[string]*cached[Task, types.Entity]{},
 			equal: func(a, b *Task) bool {
 				return a.ID == b.ID && a.Intent == b.Intent && a.Requester == b.Requester && slices.Equal(a.Ancestors, b.Ancestors)
 			},
@@ -96,6 +99,18 @@ func newCaches() *caches {
 				return t
 			},
 			build: Task.entity,
+		},
+		sessions: entityCache[Session, types.Record]{
+			m: map[string]*cached[Session, types.Record]{},
+			equal: func(a, b *Session) bool {
+				return a.ID == b.ID && a.Tainted == b.Tainted &&
+					slices.Equal(a.Findings, b.Findings) && slices.Equal(a.TaintSources, b.TaintSources)
+			},
+			clone: func(s Session) Session {
+				s.Findings, s.TaintSources = slices.Clone(s.Findings), slices.Clone(s.TaintSources)
+				return s
+			},
+			build: Session.record,
 		},
 	}
 }
@@ -119,4 +134,11 @@ func (c *caches) task(t Task) (types.Entity, error) {
 		return t.entity()
 	}
 	return c.tasks.get(t.ID, t)
+}
+
+func (c *caches) session(s Session) (types.Record, error) {
+	if c == nil {
+		return s.record()
+	}
+	return c.sessions.get(s.ID, s)
 }

@@ -226,6 +226,17 @@ func TestEntityCacheNeverStale(t *testing.T) {
 	if d := e.Decide(ctx, req); d.Allow {
 		t.Fatalf("label slice changed in place, decision did not: %v", d)
 	}
+	findings := []string{"pii"}
+	req.Target = searchTool
+	req.Session = Session{ID: "s-1", Findings: findings}
+	if d := e.Decide(ctx, req); !d.Allow {
+		t.Fatalf("session with a pii finding: %v", d)
+	}
+	findings[0] = "injection" // the same slice, changed in place
+	if d := e.Decide(ctx, req); d.Code != CodeForbid {
+		t.Fatalf("session finding changed in place, decision did not: %v", d)
+	}
+	req.Session = Session{ID: "s-1"}
 	req.Task.Intent = "summarise"
 	req.Target = writeTool
 	req.Args = []byte(`{"path": "/data/x"}`)

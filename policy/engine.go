@@ -193,7 +193,7 @@ func (e *Engine) build(req Request, partialCtx bool) (*request, error) {
 			return nil, err
 		}
 		args = rec
-		if session, err = req.Session.record(); err != nil {
+		if session, err = e.cache.session(req.Session); err != nil {
 			return nil, err
 		}
 	}
