@@ -20,8 +20,11 @@ import (
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
+	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/credential"
+	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/policy"
 )
 
 // Client calls the control-plane API. It verifies that the server presents
@@ -232,4 +235,67 @@ func (c *Client) JWTSVID(ctx context.Context, audience []string, ttl time.Durati
 func (c *Client) Verify(ctx context.Context, req VerifyRequest) (*VerifyResponse, error) {
 	var out VerifyResponse
 	return &out, c.do(ctx, http.MethodPost, "/v1/svid/verify", req, &out)
+}
+
+// OpenTask opens a task and returns it with its grant.
+func (c *Client) OpenTask(ctx context.Context, req TaskRequest) (*TaskResponse, error) {
+	var out TaskResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/tasks", req, &out)
+}
+
+// ListTasks lists tasks: all (operators) or the caller's own (agents);
+// agent filters by agent name, open to open tasks.
+func (c *Client) ListTasks(ctx context.Context, agent string, open bool) ([]grant.Task, error) {
+	q := url.Values{}
+	if agent != "" {
+		q.Set("agent", agent)
+	}
+	if open {
+		q.Set("open", "true")
+	}
+	var out TaskList
+	return out.Tasks, c.do(ctx, http.MethodGet, "/v1/tasks?"+q.Encode(), nil, &out)
+}
+
+// GetTask shows a task.
+func (c *Client) GetTask(ctx context.Context, id string) (*grant.Task, error) {
+	var out grant.Task
+	return &out, c.do(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil, &out)
+}
+
+// CompleteTask completes a task: its grant and every grant delegated from it
+// stop allowing anything.
+func (c *Client) CompleteTask(ctx context.Context, id string) (*grant.Task, error) {
+	var out grant.Task
+	return &out, c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/complete", nil, &out)
+}
+
+// RevokeTask revokes a task and its delegated descendants.
+func (c *Client) RevokeTask(ctx context.Context, id, reason string) (*grant.Task, error) {
+	var out grant.Task
+	return &out, c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/revoke", RevokeRequest{Reason: reason}, &out)
+}
+
+// DelegateTask hands part of task id to another agent.
+func (c *Client) DelegateTask(ctx context.Context, id string, req DelegateRequest) (*TaskResponse, error) {
+	var out TaskResponse
+	return &out, c.do(ctx, http.MethodPost, "/v1/tasks/"+url.PathEscape(id)+"/delegate", req, &out)
+}
+
+// Authorize asks for a decision on one call.
+func (c *Client) Authorize(ctx context.Context, req AuthorizeRequest) (*authz.Decision, error) {
+	var out authz.Decision
+	return &out, c.do(ctx, http.MethodPost, "/v1/authorize", req, &out)
+}
+
+// ApplyPolicy stores a policy file as the new active version.
+func (c *Client) ApplyPolicy(ctx context.Context, req PolicyRequest) (*policy.Version, error) {
+	var out policy.Version
+	return &out, c.do(ctx, http.MethodPost, "/v1/policies", req, &out)
+}
+
+// ListPolicies lists the stored policy versions, newest first.
+func (c *Client) ListPolicies(ctx context.Context) ([]policy.Version, error) {
+	var out PolicyList
+	return out.Versions, c.do(ctx, http.MethodGet, "/v1/policies", nil, &out)
 }

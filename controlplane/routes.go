@@ -20,7 +20,7 @@ var (
 // routeTable lists every /v1 endpoint with the roles it accepts. A route with
 // no roles is public; docs/openapi.yaml documents each (a test checks).
 func (s *Server) routeTable() []route {
-	return []route{
+	return append([]route{
 		{pattern: "GET /v1/bundle", summary: "SPIFFE trust bundle (JWKS)", h: s.getBundle},
 		{pattern: "POST /v1/agents", roles: operators, summary: "register an agent", h: s.registerAgent},
 		{pattern: "GET /v1/agents", roles: operators, summary: "list agents", h: s.listAgents},
@@ -32,7 +32,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "POST /v1/svid/x509", roles: selfRenewal, optionalAuth: true, summary: "enrol (join token) or renew an X.509-SVID", h: s.x509SVID},
 		{pattern: "POST /v1/svid/jwt", roles: agents, summary: "mint a JWT-SVID", h: s.jwtSVID},
 		{pattern: "POST /v1/svid/verify", roles: enforcers, summary: "verify an SVID", h: s.verifySVID},
-	}
+	}, s.taskRoutes()...)
 }
 
 func (s *Server) getBundle(w http.ResponseWriter, _ *http.Request, _ *identity.Caller) error {

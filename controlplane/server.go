@@ -29,8 +29,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
 
+	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/policy"
 )
 
 // maxBody bounds a request body; every /v1 request is small.
@@ -45,21 +48,29 @@ type Loader struct {
 // Options configure a Server.
 type Options struct {
 	Identity *identity.Service
-	Bundle   *spiffebundle.Bundle
-	Events   events.Sink
-	Log      *slog.Logger
+	// Grants, Policy and Authz serve tasks, policies and /v1/authorize;
+	// all three or none.
+	Grants *grant.Service
+	Policy *policy.Store
+	Authz  *authz.Point
+	Bundle *spiffebundle.Bundle
+	Events events.Sink
+	Log    *slog.Logger
 	// ServerNames and ServerIPs go into the server certificate besides
 	// localhost, 127.0.0.1 and ::1.
 	ServerNames []string
 	ServerIPs   []net.IP
-	// Loaders run at Serve before /readyz passes. The identity registry is
-	// always loaded first.
+	// Loaders run at Serve before /readyz passes, after the identity
+	// registry, the tasks and the policy, which are always loaded.
 	Loaders []Loader
 }
 
 // Server is the control-plane API server.
 type Server struct {
 	id      *identity.Service
+	grants  *grant.Service
+	policy  *policy.Store
+	authz   *authz.Point
 	verify  *identity.Verifier
 	bundle  *spiffebundle.Bundle
 	sink    events.Sink
@@ -77,14 +88,22 @@ func New(o Options) (*Server, error) {
 	if o.Identity == nil || o.Bundle == nil || o.Events == nil {
 		return nil, errors.New("control plane needs an identity service, a trust bundle and an event sink")
 	}
+	if (o.Grants == nil) != (o.Policy == nil) || (o.Grants == nil) != (o.Authz == nil) {
+		return nil, errors.New("control plane needs grants, policy and the decision point together")
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
 		id: o.Identity, verify: o.Identity.Verifier(), bundle: o.Bundle, sink: o.Events, log: o.Log,
-		loaders: append([]Loader{{Name: "identity registry", Load: o.Identity.Registry().Load}}, o.Loaders...),
+		grants: o.Grants, policy: o.Policy, authz: o.Authz,
+		loaders: []Loader{{Name: "identity registry", Load: o.Identity.Registry().Load}},
 		certs:   newServerCert(o.Identity.CA(), o.ServerNames, o.ServerIPs),
 	}
+	if o.Grants != nil {
+		s.loaders = append(s.loaders, Loader{Name: "tasks and revocations", Load: o.Grants.Load}, Loader{Name: "policy", Load: o.Policy.Load})
+	}
+	s.loaders = append(s.loaders, o.Loaders...)
 	reg := prometheus.NewRegistry()
 	s.m = newMetrics(reg)
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
@@ -99,6 +118,9 @@ func New(o Options) (*Server, error) {
 			return nil
 		}))
 	for _, rt := range s.routes {
+		if rt.needsGrants && s.grants == nil {
+			continue
+		}
 		mux.Handle(rt.pattern, s.guard(rt, rt.h))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +235,7 @@ type route struct {
 	// optionalAuth routes accept a request without a client certificate
 	// (first enrolment with a join token) as well as an authenticated one.
 	optionalAuth bool
+	needsGrants  bool // served only when grants, policy and authz are configured
 	summary      string
 	h            handlerFunc
 }
@@ -280,10 +303,16 @@ func rolesText(rs []identity.Role) string {
 func (s *Server) renderError(w http.ResponseWriter, err error) {
 	var ae *APIError
 	var ie *identity.Error
+	var ge *grant.Error
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ae):
 		writeError(w, apiStatus(ae.Code), ae.Code, ae.Message)
+	case errors.As(err, &ge):
+		if ge.Code == grant.CodeInternal || ge.Code == grant.CodeStateUnavailable {
+			s.log.Error("grant operation failed", "err", err)
+		}
+		writeError(w, grantStatus(ge.Code), string(ge.Code), ge.Error())
 	case errors.As(err, &ie):
 		msg := ie.Error()
 		if ie.Code == identity.CodeInternal {
@@ -306,6 +335,10 @@ func apiStatus(code string) int {
 		return http.StatusBadRequest
 	case "not_found":
 		return http.StatusNotFound
+	case "forbidden":
+		return http.StatusForbidden
+	case "invalid_policy":
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }
@@ -443,6 +476,10 @@ func errorCode(err error) (string, string) {
 	var ae *APIError
 	if errors.As(err, &ae) {
 		return ae.Code, ae.Message
+	}
+	var ge *grant.Error
+	if errors.As(err, &ge) {
+		return string(ge.Code), ge.Error()
 	}
 	return string(identity.CodeOf(err)), err.Error()
 }

@@ -54,7 +54,7 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Identity: d.Identity, Bundle: bundle, Events: d.Events})
+	srv, err := New(Options{Identity: d.Identity, Bundle: bundle, Events: d.Events, Grants: d.Grants, Policy: d.Policy, Authz: d.Authz})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,3 +209,19 @@ func rolesList(roles []Role) string {
 	}
 	return s
 }
+
+// Lookup returns the registered identity id as a Caller, checking its role
+// and status but no credential: for an enforcement point that authenticated
+// the caller itself and asks whether that identity is still active. The
+// caller's key thumbprint is the enrolled one.
+func (v *Verifier) Lookup(id spiffeid.ID, roles ...Role) (*Caller, error) {
+	if id.TrustDomain() != v.td {
+		return nil, errorf(CodeUntrusted, "%s is not in trust domain %s", id, v.td)
+	}
+	c, err := v.caller(id, roles)
+	if err != nil {
+		return nil, err
+	}
+	c.Method, c.KeyThumbprint = "lookup", c.Record.KeyThumbprint
+	return c, nil
+}

@@ -51,6 +51,7 @@ fails until persisted state is loaded.`,
 			}
 			srv, err := controlplane.New(controlplane.Options{
 				Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: log,
+				Grants: d.Grants, Policy: d.Policy, Authz: d.Authz,
 				ServerNames: d.Config.ControlPlane.ServerNames, ServerIPs: listenIPs(listen),
 			})
 			if err != nil {

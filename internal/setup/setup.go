@@ -7,6 +7,7 @@ package setup
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -18,11 +19,14 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/credential"
 	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/internal/keyfile"
+	"github.com/warden-run/warden/policy"
 	"github.com/warden-run/warden/store"
 	"github.com/warden-run/warden/tier"
 )
@@ -213,6 +217,9 @@ type Deployment struct {
 	Config   *config.Config
 	DB       *store.DB
 	Identity *identity.Service
+	Grants   *grant.Service
+	Policy   *policy.Store
+	Authz    *authz.Point
 	Events   events.Sink
 	Log      *slog.Logger
 
@@ -288,6 +295,34 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 		X509TTL: id.X509SVIDTTL, X509MaxTTL: id.X509SVIDMaxTTL,
 		JWTTTL: id.JWTSVIDTTL, JWTMaxTTL: id.JWTSVIDMaxTTL, JoinTokenTTL: id.JoinTokenTTL,
 	}, d.DB, reg, ca, jwtAuth, d.Events, log, nil)
+
+	if d.Policy, err = policy.NewStore(ctx, d.DB, log); err != nil {
+		return nil, err
+	}
+	grantKey, err := loadKey(dir, config.KeyGrant)
+	if err != nil {
+		return nil, err
+	}
+	edKey, ok2 := grantKey.(ed25519.PrivateKey)
+	if !ok2 {
+		return nil, fmt.Errorf("%s: the grant key must be Ed25519", dir.KeyFile(config.KeyGrant))
+	}
+	d.Grants, err = grant.NewService(ctx, grant.Settings{TrustDomain: td, Tier: cfg.Tier}, d.DB, edKey,
+		authz.MintPolicy{Policy: d.Policy}, d.Events, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	d.Authz = authz.New(d.Grants, d.Policy, d.Events)
+	// A disabled or deleted agent keeps no access: its grants are revoked
+	// the moment the change is committed.
+	d.Identity.OnStatusChange(func(ctx context.Context, r identity.Record) {
+		if r.Role != identity.RoleAgent || r.Status == identity.StatusActive {
+			return
+		}
+		if _, err := d.Grants.RevokeAgent(ctx, "warden:identity", r.ID.String(), "agent "+string(r.Status)); err != nil {
+			log.Error("revoking the grants of a disabled agent failed; its calls still fail identity verification", "agent", r.ID, "err", err)
+		}
+	})
 	ok = true
 	return d, nil
 }
