@@ -142,7 +142,7 @@ func TestPartitionEquivalence(t *testing.T) {
 		set := g.set(t, 20+int(seed)*20)
 		indexed, whole := NewEngine(set), newEngine(set, true)
 		smaller := 0
-		for range 2000 {
+		for range 1000 {
 			req := g.request()
 			di, dw := indexed.Decide(ctx, req), whole.Decide(ctx, req)
 			if di.Evaluated < dw.Evaluated {
@@ -161,12 +161,12 @@ func TestPartitionEquivalence(t *testing.T) {
 		}
 		// The test means something only if the index actually skips
 		// policies, and every outcome occurs.
-		if smaller < 1000 {
-			t.Errorf("seed %d: the index evaluated fewer policies in only %d of 2000 decisions", seed, smaller)
+		if smaller < 500 {
+			t.Errorf("seed %d: the index evaluated fewer policies in only %d of 1000 decisions", seed, smaller)
 		}
 	}
 	for _, c := range []Code{CodePermit, CodeForbid, CodeNoPermit, CodeError} {
-		if codes[c] < 50 {
+		if codes[c] < 25 {
 			t.Errorf("only %d %s decisions among %v", codes[c], c, codes)
 		}
 	}
