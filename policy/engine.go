@@ -222,11 +222,17 @@ func (e *Engine) build(req Request, partialCtx bool) (*request, error) {
 // Decide decides req: allow only if a permit matches and no forbid does, and
 // no policy that applies fails to evaluate. It never panics and never fails
 // open: an unavailable engine, a malformed request and an evaluation error
-// all deny, each with its own code.
-func (e *Engine) Decide(ctx context.Context, req Request) Decision {
+// all deny, each with its own code. Should the evaluator itself fail (a
+// panic in cedar-go), the decision is a deny with CodeError.
+func (e *Engine) Decide(ctx context.Context, req Request) (d Decision) {
 	if d, ok := e.unavailable(); ok {
 		return d
 	}
+	defer func() {
+		if p := recover(); p != nil {
+			d = e.stamp(deny(CodeError, fmt.Sprintf("policy evaluation failed: %v", p)))
+		}
+	}()
 	if err := ctx.Err(); err != nil {
 		return e.stamp(deny(CodeError, "decision abandoned: "+err.Error()))
 	}
@@ -238,7 +244,7 @@ func (e *Engine) Decide(ctx context.Context, req Request) Decision {
 	dec, diag := cedar.Authorize(c, r.entities, r.cedar)
 	n := c.len()
 	e.set.release(c)
-	d := e.decision(dec, diag, r)
+	d = e.decision(dec, diag, r)
 	d.Evaluated = n
 	return d
 }
