@@ -17,11 +17,14 @@ type Prechecker interface {
 
 // MintPolicy is organisation policy as the grant service consults it when
 // minting and delegating (it implements grant.Policy). Labels gives a tool's
-// risk labels where the deployment declares them; nil (or an unknown tool)
-// means all five, so that a label-based forbid refuses rather than misses.
+// risk labels where the deployment declares them. The mint-time check only
+// spares the agent a grant it could never use; the call-time decision is
+// the one that counts. So for a tool whose labels are not known, a grant is
+// refused only when policy rules the tool out whatever its labels: under
+// all five, and under each one alone.
 type MintPolicy struct {
 	Policy Prechecker
-	Labels func(tool string) []string
+	Labels func(tool string) (labels []string, known bool)
 }
 
 var _ grant.Policy = MintPolicy{}
@@ -33,23 +36,37 @@ func (m MintPolicy) Precheck(ctx context.Context, agent *identity.Record, task g
 	if !ok {
 		return &grant.Error{Code: grant.CodeInvalidInput, Msg: "tool " + tool + " is not server.tool"}
 	}
-	var labels []string
-	if m.Labels != nil {
-		labels = m.Labels(tool)
+	labelSets := [][]string{policy.AllLabels()}
+	if labels, known := m.labels(tool); known {
+		labelSets = [][]string{labels}
+	} else {
+		for _, l := range policy.AllLabels() {
+			labelSets = append(labelSets, []string{l})
+		}
 	}
-	d := m.Policy.Precheck(ctx, policy.Request{
-		Agent:  recordAgent(agent),
-		Action: policy.Call,
-		Target: policy.Tool{Server: server, Name: name, Labels: labels},
-		Task:   policy.Task{ID: task.ID, Intent: task.Intent, Requester: task.Requester, Ancestors: task.Ancestors},
-	})
-	if d.Allow {
-		return nil
+	var d policy.Decision
+	for _, labels := range labelSets {
+		d = m.Policy.Precheck(ctx, policy.Request{
+			Agent:  recordAgent(agent),
+			Action: policy.Call,
+			Target: policy.Tool{Server: server, Name: name, Labels: labels},
+			Task:   policy.Task{ID: task.ID, Intent: task.Intent, Requester: task.Requester, Ancestors: task.Ancestors},
+		})
+		if d.Allow {
+			return nil
+		}
 	}
 	if d.Code == policy.CodeUnavailable {
 		return &grant.Error{Code: grant.CodeStateUnavailable, Msg: "policy is unavailable, so no grant can be minted: " + d.String()}
 	}
 	return &grant.Error{Code: grant.CodePolicyForbids, Msg: "policy rules out " + tool + " for " + agent.Name + " whatever the arguments: " + d.String()}
+}
+
+func (m MintPolicy) labels(tool string) ([]string, bool) {
+	if m.Labels == nil {
+		return nil, false
+	}
+	return m.Labels(tool)
 }
 
 // MayDelegate asks policy whether from may delegate to to.

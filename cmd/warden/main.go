@@ -76,6 +76,8 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		serveCmd(a),
 		agentCmd(a),
 		adminCmd(a),
+		taskCmd(a),
+		authorizeCmd(a),
 		auditCmd(a),
 		policyCmd(a),
 	)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,8 +16,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/warden-run/warden/controlplane"
 	"github.com/warden-run/warden/policy"
-	"github.com/warden-run/warden/store"
 )
 
 func policyCmd(a *app) *cobra.Command {
@@ -403,39 +402,14 @@ examples/policy/cases.yaml for the format.`,
 	return cmd
 }
 
-// openPolicyStore opens the policy store of the local data directory. apply
-// and list act on it through the policy package's store API (Store.Apply,
-// Store.List), the same calls the control plane makes for them.
-func (a *app) openPolicyStore(cmd *cobra.Command) (*policy.Store, func(), error) {
-	if !a.initialised() {
-		return nil, nil, fmt.Errorf("no Warden data directory at %s: run `warden init` or pass --dir", a.dir)
-	}
-	db, err := store.Open(cmd.Context(), a.dataDir().Database())
-	if err != nil {
-		return nil, nil, err
-	}
-	s, err := policy.NewStore(cmd.Context(), db, nil)
-	if err != nil {
-		db.Close()
-		return nil, nil, err
-	}
-	return s, func() { db.Close() }, nil
-}
-
-func operatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "local:" + u.Username
-	}
-	return "local"
-}
-
 func policyApplyCmd(a *app) *cobra.Command {
-	var message, output string
+	var message, output, creds string
 	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Store a policy file as a new version and make it active",
-		Long: `Validates FILE and stores it as the next version of the organisation policy,
-active at once. A file with any problem is refused and changes nothing.`,
+		Long: `Validates FILE and sends it to the running control plane, which stores it as
+the next version of the organisation policy, active at once for every
+decision. A file with any problem is refused and changes nothing.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -445,12 +419,14 @@ active at once. A file with any problem is refused and changes nothing.`,
 			if err != nil {
 				return err
 			}
-			s, closeDB, err := a.openPolicyStore(cmd)
+			c, err := a.adminClient(creds)
 			if err != nil {
 				return err
 			}
-			defer closeDB()
-			v, err := s.Apply(cmd.Context(), set.Name(), set.Source(), policy.Meta{By: operatorName(), Message: message})
+			defer c.Close()
+			ctx, cancel := requestContext(cmd)
+			defer cancel()
+			v, err := c.ApplyPolicy(ctx, controlplane.PolicyRequest{Name: set.Name(), Source: string(set.Source()), Message: message})
 			if err != nil {
 				return err
 			}
@@ -463,12 +439,13 @@ active at once. A file with any problem is refused and changes nothing.`,
 		},
 	}
 	cmd.Flags().StringVarP(&message, "message", "m", "", "a note on the change, kept with the version")
+	cmd.Flags().StringVar(&creds, "creds", "", "operator credential directory (default <data dir>/admin)")
 	outputFlag(cmd, &output)
 	return cmd
 }
 
 func policyListCmd(a *app) *cobra.Command {
-	var output string
+	var output, creds string
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the stored policy versions, newest first",
@@ -477,12 +454,14 @@ func policyListCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			s, closeDB, err := a.openPolicyStore(cmd)
+			c, err := a.adminClient(creds)
 			if err != nil {
 				return err
 			}
-			defer closeDB()
-			vs, err := s.List(cmd.Context())
+			defer c.Close()
+			ctx, cancel := requestContext(cmd)
+			defer cancel()
+			vs, err := c.ListPolicies(ctx)
 			if err != nil {
 				return err
 			}
@@ -509,6 +488,7 @@ func policyListCmd(a *app) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().StringVar(&creds, "creds", "", "operator credential directory (default <data dir>/admin)")
 	outputFlag(cmd, &output)
 	return cmd
 }

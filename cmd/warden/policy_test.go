@@ -88,12 +88,14 @@ cases:
 	}
 }
 
+// apply and list go through the running control plane, so that the
+// policy it decides with changes at once.
 func TestPolicyApplyList(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := policyRun(t, "--dir", dir, "policy", "list"); err == nil || !strings.Contains(err.Error(), "warden init") {
+	if _, err := policyRun(t, "--dir", t.TempDir(), "policy", "list"); err == nil || !strings.Contains(err.Error(), "warden init") {
 		t.Fatalf("list without a data directory: %v", err)
 	}
-	os.WriteFile(filepath.Join(dir, "warden.yaml"), []byte("trust_domain: example.org\n"), 0o600)
+	dir := filepath.Join(t.TempDir(), ".warden")
+	serve(t, dir)
 	out, err := policyRun(t, "--dir", dir, "policy", "list")
 	if err != nil || !strings.Contains(out, "no policy applied") {
 		t.Fatalf("empty list: %q %v", out, err)
