@@ -116,7 +116,7 @@ func (d *Detector) Detect(text string) Verdict {
 	}
 	an := d.pool.Get().(*injection.Analysis)
 	defer d.pool.Put(an)
-	d.an.AnalyzeInto(text, an)
+	d.an.AnalyzeScored(text, an, d.m.W)
 
 	best := math.Inf(-1)
 	bu, bc := 0, 0
@@ -145,6 +145,13 @@ func (d *Detector) Detect(text string) Verdict {
 	v.Signals = dedupe(v.Signals)
 
 	rules := d.an.Rules().Rules()
+	// Spans need the offset map the fast path skipped.
+	if main.Norm.S != "" && !main.Norm.Mapped() && (v.Injection || len(main.Hits) > 0) {
+		hits, flags, hidden := main.Hits, main.Norm.Flags, main.Norm.Hidden
+		main.Norm = d.an.Normalizer().Normalize(clip(text, d.maxBytes))
+		main.Norm.Flags, main.Norm.Hidden = flags, hidden
+		main.Hits = hits
+	}
 	seen := map[string]bool{}
 	for ui := range an.Units {
 		u := &an.Units[ui]
@@ -218,6 +225,13 @@ func (d *Detector) span(input string, an *injection.Analysis, u *injection.Unit,
 	return sp
 }
 
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
 func utf8RuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 func clamp(v, lo, hi int) int {
@@ -289,4 +303,3 @@ func dedupe(s []string) []string {
 	}
 	return out
 }
-

@@ -127,12 +127,12 @@ func cardPrefix(d string) bool {
 	case d[0] == '4': // Visa
 		return true
 	case d[0] == '5' && d[1] >= '1' && d[1] <= '5', // Mastercard
-		d[0] == '2' && d[1] >= '2' && d[1] <= '7', // Mastercard 2-series
-		d[0] == '3' && (d[1] == '4' || d[1] == '7'), // Amex
-		d[0] == '3' && (d[1] == '0' || d[1] == '6' || d[1] == '8'), // Diners
+		d[0] == '2' && d[1] >= '2' && d[1] <= '7',                                                // Mastercard 2-series
+		d[0] == '3' && (d[1] == '4' || d[1] == '7'),                                              // Amex
+		d[0] == '3' && (d[1] == '0' || d[1] == '6' || d[1] == '8'),                               // Diners
 		strings.HasPrefix(d, "6011") || strings.HasPrefix(d, "65") || strings.HasPrefix(d, "64"), // Discover
-		strings.HasPrefix(d, "35"), // JCB
-		strings.HasPrefix(d, "62"): // UnionPay
+		strings.HasPrefix(d, "35"),                                                               // JCB
+		strings.HasPrefix(d, "62"):                                                               // UnionPay
 		return true
 	}
 	return false

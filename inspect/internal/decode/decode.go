@@ -54,11 +54,15 @@ func (l Limits) withDefaults() Limits {
 type Decoder struct {
 	lim    Limits
 	common map[string]struct{}
+	tok    [256]bool // bytes that can belong to an encoded run
 }
 
 // New builds a Decoder with the given limits (zero values take defaults).
 func New(lim Limits) *Decoder {
 	d := &Decoder{lim: lim.withDefaults(), common: map[string]struct{}{}}
+	for c := range 256 {
+		d.tok[c] = tokenByte(byte(c))
+	}
 	for _, w := range strings.Fields(`the and you your to of is are be in on it that this for with
 		now all any previous prior instructions instruction ignore forget disregard system prompt
 		tell me what please print reveal show say do not from as at by an or if then password secret
@@ -114,14 +118,13 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 	// One pass over runs of token characters.
 	n := len(s)
 	for i := 0; i < n && !d.full(st); {
-		c := s[i]
-		if !tokenByte(c) {
+		if !d.tok[s[i]] {
 			i++
 			continue
 		}
 		j := i
 		pct, hexOnly, b64 := 0, true, true
-		for j < n && tokenByte(s[j]) {
+		for j < n && d.tok[s[j]] {
 			cj := s[j]
 			if cj == '%' {
 				pct++
@@ -288,7 +291,18 @@ func escDecode(run string) (string, bool) {
 
 // rot13 decodes s when its rot13 reads as English far better than s does.
 func (d *Decoder) rot13(s string) (string, bool) {
-	const maxWords = 400
+	const maxWords = 120
+	// rot13 only turns ASCII letters into English: skip text that is mostly
+	// something else.
+	nonASCII := 0
+	for i := 0; i < len(s) && i < 256; i++ {
+		if s[i] >= 0x80 {
+			nonASCII++
+		}
+	}
+	if nonASCII*8 > min(len(s), 256) {
+		return "", false
+	}
 	orig, rot, words := 0, 0, 0
 	var w [24]byte
 	for i := 0; i < len(s) && words < maxWords; {

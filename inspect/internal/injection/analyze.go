@@ -28,8 +28,12 @@ type Unit struct {
 // Chunk is one scored window of a unit.
 type Chunk struct {
 	Start, End int      // byte offsets in the unit's normalised text
-	Idx        []uint32 // hashed sparse features (repeats allowed)
+	Idx        []uint32 // hashed sparse features (repeats allowed); nil when fused
 	Dense      []uint16 // indices of active dense features
+	// Sum and Count are the fused dot product (AnalyzeScored): the sum of
+	// the sparse weights and the number of features.
+	Sum   int64
+	Count int
 }
 
 // Analysis is everything the model scores for one input.
@@ -118,25 +122,40 @@ func (a *Analyzer) Analyze(s string) *Analysis {
 }
 
 // AnalyzeInto is Analyze reusing an's storage.
-func (a *Analyzer) AnalyzeInto(s string, an *Analysis) {
+func (a *Analyzer) AnalyzeInto(s string, an *Analysis) { a.analyze(s, an, nil) }
+
+// AnalyzeScored is AnalyzeInto for inference: instead of storing sparse
+// feature indices it sums the weights w over them (Chunk.Sum, Chunk.Count),
+// and it skips the offset map of the normalised text (Detector rebuilds it
+// when it has spans to report).
+func (a *Analyzer) AnalyzeScored(s string, an *Analysis, w []int16) { a.analyze(s, an, w) }
+
+// Normalizer returns the text normaliser.
+func (a *Analyzer) Normalizer() *textnorm.Normalizer { return a.norm }
+
+func (a *Analyzer) analyze(s string, an *Analysis, w []int16) {
 	an.Units = an.Units[:0]
 	an.Payloads = an.Payloads[:0]
 	an.buf = an.buf[:0]
 	if a.lim.MaxBytes > 0 && len(s) > a.lim.MaxBytes {
 		s = s[:a.lim.MaxBytes]
 	}
-	n := a.norm.Normalize(s)
-	a.addUnit(an, Unit{Src: SrcText, Norm: n}, 0)
+	norm := a.norm.Normalize
+	if w != nil {
+		norm = a.norm.NormalizeUnmapped
+	}
+	n := norm(s)
+	a.addUnit(an, Unit{Src: SrcText, Norm: n}, 0, w)
 	an.Payloads = a.dec.Find(s)
 	for i, p := range an.Payloads {
-		a.addUnit(an, Unit{Src: SrcPayload, Payload: i, Norm: a.norm.Normalize(p.Text)}, a.nRules+denseFlags+densePayload)
+		a.addUnit(an, Unit{Src: SrcPayload, Payload: i, Norm: norm(p.Text)}, a.nRules+denseFlags+densePayload, w)
 	}
 	if n.Hidden != "" {
-		a.addUnit(an, Unit{Src: SrcHidden, Norm: a.norm.Normalize(n.Hidden)}, a.nRules+denseFlags+denseHidden)
+		a.addUnit(an, Unit{Src: SrcHidden, Norm: norm(n.Hidden)}, a.nRules+denseFlags+denseHidden, w)
 	}
 }
 
-func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int) {
+func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int16) {
 	u.Hits = a.rules.Match(u.Norm.S, nil, a.lim.MaxHits)
 	flags := u.Norm.Flags
 	if len(an.Units) > 0 {
@@ -144,9 +163,13 @@ func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int) {
 	}
 	for _, c := range a.cfg.Chunks(u.Norm.S) {
 		ch := Chunk{Start: c[0], End: c[1]}
-		start := len(an.buf)
-		an.buf = a.cfg.AppendFeatures(an.buf, u.Norm.S[c[0]:c[1]])
-		ch.Idx = an.buf[start:len(an.buf):len(an.buf)]
+		if w != nil {
+			ch.Sum, ch.Count = a.cfg.SumWeights(w, u.Norm.S[c[0]:c[1]])
+		} else {
+			start := len(an.buf)
+			an.buf = a.cfg.AppendFeatures(an.buf, u.Norm.S[c[0]:c[1]])
+			ch.Idx = an.buf[start:len(an.buf):len(an.buf)]
+		}
 		var seen uint64
 		for _, h := range u.Hits {
 			if h.End > c[0] && h.Start < c[1] && seen&(1<<h.Rule) == 0 {

@@ -23,7 +23,7 @@ type FeatureConfig struct {
 
 // DefaultFeatures is the configuration new models are trained with.
 func DefaultFeatures() FeatureConfig {
-	return FeatureConfig{Bits: 20, CharMin: 3, CharMax: 5, ChunkBytes: 1024, ChunkOverlap: 192}
+	return FeatureConfig{Bits: 20, CharMin: 4, CharMax: 4, ChunkBytes: 1024, ChunkOverlap: 192}
 }
 
 const (
@@ -49,75 +49,183 @@ func isWordRune(r rune) bool {
 	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r)
 }
 
+// fold16 maps a rune to 16 bits for the n-gram register (runes beyond the
+// Basic Multilingual Plane share codes with others; they are rare in text).
+func fold16(r rune) uint16 { return uint16(r) ^ uint16(r>>16)*0x9E37 }
+
 // AppendFeatures appends the hashed feature indices of s (normalised text)
 // to dst and returns it. Indices repeat when a feature repeats.
+//
+// Features: every word, every pair of adjacent words, character n-grams of
+// CharMin..CharMax characters over the text with separators collapsed to one
+// space (character bigrams too for ideographic and other unspaced scripts),
+// and the punctuation that shapes chat templates. An n-gram is the last n
+// characters of a 64-bit shift register (16 bits a character), hashed with
+// one multiplication; CharMax is at most 4.
 func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 	shift := uint(64 - c.Bits)
-	var ring [8]rune // last characters, ' ' for any separator run
-	n := 0           // characters seen in the stream
+	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
+	n := 0         // characters seen in the stream
 	prevSpace := true
-	var word uint64 = fnvOffset ^ seedWord
+	word := uint64(fnvOffset ^ seedWord)
 	inWord := false
 	var prevWord uint64
 	havePrev := false
 	cmin, cmax := c.CharMin, c.CharMax
-
-	push := func(r rune) {
-		ring[n&7] = r
-		n++
-		for k := cmin; k <= cmax && k <= n; k++ {
-			h := uint64(fnvOffset^seedChar) + uint64(k)
-			for j := n - k; j < n; j++ {
-				h = (h ^ uint64(ring[j&7])) * fnvPrime
-			}
-			dst = append(dst, bucket(h, shift))
-		}
-		if r >= 0x2E80 && n >= 2 { // ideographic and other unspaced scripts: bigrams too
-			h := (uint64(fnvOffset^seedChar) + 2 ^ uint64(ring[(n-2)&7])) * fnvPrime
-			h = (h ^ uint64(r)) * fnvPrime
-			dst = append(dst, bucket(h, shift))
-		}
+	if cmax > 4 {
+		cmax = 4
 	}
-	endWord := func() {
-		if !inWord {
-			return
-		}
-		dst = append(dst, bucket(word, shift))
-		if havePrev {
-			dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift))
-		}
-		prevWord, havePrev = word, true
-		word = fnvOffset ^ seedWord
-		inWord = false
+	if cmin < 1 {
+		cmin = 1
 	}
 	for i := 0; i < len(s); {
-		r := rune(s[i])
-		size := 1
-		if r >= utf8.RuneSelf {
+		var r rune
+		if b := s[i]; b < utf8.RuneSelf {
+			r = rune(b)
+			i++
+			if 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || 'A' <= b && b <= 'Z' {
+				goto wordRune
+			}
+		} else {
+			var size int
 			r, size = utf8.DecodeRuneInString(s[i:])
+			i += size
+			if isWordRune(r) {
+				goto wordRune
+			}
 		}
-		i += size
-		if isWordRune(r) {
-			word = (word ^ uint64(r)) * fnvPrime
-			inWord = true
-			push(r)
-			prevSpace = false
-			continue
+		// Separator.
+		if inWord {
+			dst = append(dst, bucket(word, shift))
+			if havePrev {
+				dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift))
+			}
+			prevWord, havePrev = word, true
+			word = fnvOffset ^ seedWord
+			inWord = false
 		}
-		endWord()
 		if !prevSpace {
-			push(' ')
 			prevSpace = true
+			reg = reg<<16 | ' '
+			n++
+			for k := cmin; k <= cmax && k <= n; k++ {
+				dst = append(dst, bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift))
+			}
 		}
-		// Punctuation that shapes attacks (<|im_start|>, ###, [INST]) is kept
-		// as its own unigram feature.
 		switch r {
 		case '<', '>', '|', '#', '[', ']', '{', '}', '!', ':', '*', '`', '@', '=':
 			dst = append(dst, bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift))
 		}
+		continue
+	wordRune:
+		word = (word ^ uint64(r)) * fnvPrime
+		inWord = true
+		prevSpace = false
+		reg = reg<<16 | uint64(fold16(r))
+		n++
+		for k := cmin; k <= cmax && k <= n; k++ {
+			dst = append(dst, bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift))
+		}
+		if r >= 0x2E80 && n >= 2 && cmin > 2 { // unspaced scripts: bigrams too
+			dst = append(dst, bucket(((reg&0xFFFFFFFF)^seedChar)*fnvPrime+2, shift))
+		}
 	}
-	endWord()
+	if inWord {
+		dst = append(dst, bucket(word, shift))
+		if havePrev {
+			dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift))
+		}
+	}
 	return dst
+}
+
+// SumWeights is AppendFeatures fused with the model's dot product: it sums
+// w over the features of s without storing them. It must stay in step with
+// AppendFeatures (a test checks that they agree).
+func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
+	mask := uint32(len(w) - 1)
+	shift := uint(64 - c.Bits)
+	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
+	n := 0         // characters seen in the stream
+	prevSpace := true
+	word := uint64(fnvOffset ^ seedWord)
+	inWord := false
+	var prevWord uint64
+	havePrev := false
+	cmin, cmax := c.CharMin, c.CharMax
+	if cmax > 4 {
+		cmax = 4
+	}
+	if cmin < 1 {
+		cmin = 1
+	}
+	for i := 0; i < len(s); {
+		var r rune
+		if b := s[i]; b < utf8.RuneSelf {
+			r = rune(b)
+			i++
+			if 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || 'A' <= b && b <= 'Z' {
+				goto wordRune
+			}
+		} else {
+			var size int
+			r, size = utf8.DecodeRuneInString(s[i:])
+			i += size
+			if isWordRune(r) {
+				goto wordRune
+			}
+		}
+		// Separator.
+		if inWord {
+			sum += int64(w[bucket(word, shift)&mask])
+			count++
+			if havePrev {
+				sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift)&mask])
+				count++
+			}
+			prevWord, havePrev = word, true
+			word = fnvOffset ^ seedWord
+			inWord = false
+		}
+		if !prevSpace {
+			prevSpace = true
+			reg = reg<<16 | ' '
+			n++
+			for k := cmin; k <= cmax && k <= n; k++ {
+				sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
+				count++
+			}
+		}
+		switch r {
+		case '<', '>', '|', '#', '[', ']', '{', '}', '!', ':', '*', '`', '@', '=':
+			sum += int64(w[bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift)&mask])
+			count++
+		}
+		continue
+	wordRune:
+		word = (word ^ uint64(r)) * fnvPrime
+		inWord = true
+		prevSpace = false
+		reg = reg<<16 | uint64(fold16(r))
+		n++
+		for k := cmin; k <= cmax && k <= n; k++ {
+			sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
+			count++
+		}
+		if r >= 0x2E80 && n >= 2 && cmin > 2 { // unspaced scripts: bigrams too
+			sum += int64(w[bucket(((reg&0xFFFFFFFF)^seedChar)*fnvPrime+2, shift)&mask])
+			count++
+		}
+	}
+	if inWord {
+		sum += int64(w[bucket(word, shift)&mask])
+		count++
+		if havePrev {
+			sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift)&mask])
+			count++
+		}
+	}
+	return sum, count
 }
 
 // Chunks splits normalised text into windows of about ChunkBytes bytes that

@@ -113,15 +113,18 @@ func Quantize(w []float32) ([]int16, float32) {
 
 // Raw is the uncalibrated score of one chunk.
 func (m *Model) Raw(c *Chunk, dense []float32) float64 {
-	var s int64
-	w := m.W
-	mask := uint32(len(w) - 1)
-	for _, i := range c.Idx {
-		s += int64(w[i&mask])
+	s, n := c.Sum, c.Count
+	if c.Idx != nil {
+		s, n = 0, len(c.Idx)
+		w := m.W
+		mask := uint32(len(w) - 1)
+		for _, i := range c.Idx {
+			s += int64(w[i&mask])
+		}
 	}
 	z := float64(m.Meta.Bias)
-	if len(c.Idx) > 0 {
-		z += float64(s) * float64(m.Meta.Scale) / math.Sqrt(float64(len(c.Idx)))
+	if n > 0 {
+		z += float64(s) * float64(m.Meta.Scale) / math.Sqrt(float64(n))
 	}
 	for _, d := range c.Dense {
 		if int(d) < len(dense) {

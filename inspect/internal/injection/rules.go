@@ -2,8 +2,12 @@ package injection
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/warden-run/warden/inspect/internal/acindex"
 )
 
 // Rule is a known attack shape, matched on normalised (lower-case) text.
@@ -14,14 +18,27 @@ type Rule struct {
 	// regular expression to run (empty: run only on text with non-ASCII
 	// characters, for rules written in other scripts).
 	Triggers []string
-	// NonASCII also runs the rule on any text with non-ASCII characters.
+	// Stems are substrings (any script) that also trigger the rule. Like
+	// trigger words they mark where a match starts, unless StemsInside.
+	Stems []string
+	// StemsInside says a stem may occur inside a match: the pattern then runs
+	// unanchored from a little before the stem.
+	StemsInside bool
+	// NonASCII runs a Func rule on any text with non-ASCII characters.
 	NonASCII bool
 	// MinCount is how many matches the rule needs before it counts (default 1).
 	MinCount int
-	Pattern  string
+	// Window is how far around a trigger the pattern can reach (default 240 bytes).
+	// Near, when set, are words one of which must follow a trigger within
+	// Window bytes for the pattern to be tried there (a cheap second gate for
+	// rules whose first words are common).
+	Near    []string
+	Window  int
+	Pattern string
 	// Func, when set, replaces Pattern: it returns the matched spans.
 	Func func(s string) [][2]int
-	re   *regexp.Regexp
+	re   *regexp.Regexp // for windows around stems
+	reA  *regexp.Regexp // anchored at a trigger word
 }
 
 // Hit is one rule match.
@@ -34,9 +51,11 @@ type Hit struct {
 type RuleSet struct {
 	rules []Rule
 	// trig maps a trigger word's hash to a bit mask of rules (up to 64).
-	trig     map[uint64]uint64
-	nonASCII uint64
-	always   uint64
+	trig     trigTable
+	near     trigTable
+	stems    *acindex.Index
+	nonASCII uint64 // Func rules run on non-ASCII text
+	always   uint64 // Func rules run on all text
 }
 
 func wordHash(w string) uint64 {
@@ -57,74 +76,121 @@ func DefaultRules() []Rule {
 	instr := `(?:instruction|directive|rule|guideline|prompt|command|order|context|constraint|restriction|programming|polic|guidance|message|task|safeguard|filter|told|said|taught)`
 	return []Rule{
 		{ID: "override_instructions", Reason: "asks to ignore earlier instructions",
-			Triggers: strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard aside attention follow following"),
+			Triggers: strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard"),
+			Stems:    []string{"set aside", "pay no attention", "don't follow", "do not follow", "stop following"},
 			Pattern:  ignoreVerb + `\b[^.\n]{0,48}?\b` + prior + `\b[^.\n]{0,48}?\b` + instr},
 		{ID: "new_instructions", Reason: "announces replacement instructions",
-			Triggers: strings.Fields("new updated real actual true revised instructions instruction directive task"),
-			Pattern:  `\b(?:new|updated|real|actual|true|revised|additional|secret|hidden)\s+(?:instructions?|directives?|tasks?|objectives?|orders?|rules?)\b\s*(?:[:\-!]|are|is|follow)`},
+			Triggers: strings.Fields("new updated real actual true revised additional secret hidden"), Window: 48,
+			Near:    strings.Fields("instructions instruction directives directive tasks task objectives objective orders order rules rule"),
+			Pattern: `\b(?:new|updated|real|actual|true|revised|additional|secret|hidden)\s+(?:instructions?|directives?|tasks?|objectives?|orders?|rules?)\b\s*(?:[:\-!]|are|is|follow)`},
 		{ID: "role_hijack", Reason: "tries to give the model a new identity or mode",
-			Triggers: strings.Fields("now longer pretend roleplay act dan developer jailbreak jailbroken unrestricted unfiltered uncensored mode"),
+			Triggers: strings.Fields("pretend developer god debug admin sudo maintenance unrestricted jailbreak jailbroken dan"),
+			Stems:    []string{"you are now", "you are no longer", "from now on", "do anything now", "act as", "respond as", "behave as"},
 			Pattern:  `\byou\s+are\s+(?:now|no\s+longer)\b|\bfrom\s+now\s+on\b[^.\n]{0,40}\byou\b|\bpretend\s+(?:to\s+be|you\s+are|that\s+you)\b|\b(?:act|respond|behave)\s+as\s+(?:if\s+you\s+(?:were|are)\s+)?(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|evil|jailbroken|dan)\b|\bdo\s+anything\s+now\b|\b(?:developer|god|debug|admin|sudo|maintenance|unrestricted)\s+mode\b|\bjailbr(?:eak|oken)\b|\bdan\b`},
 		{ID: "no_restrictions", Reason: "asks the model to drop its safety rules",
-			Triggers: strings.Fields("restrictions restriction limitations filters censorship guidelines rules policies ethics morals"),
-			Pattern:  `\b(?:without|no|free\s+(?:of|from)|ignore|bypass|remove|disable)\s+(?:any\s+|all\s+|your\s+|the\s+|its\s+)*(?:restrictions?|limitations?|filters?|censorship|guidelines|content\s+polic(?:y|ies)|ethical\s+(?:guidelines|constraints)|morals?|ethics)\b`},
+			Triggers: strings.Fields("without no free ignore bypass remove disable"), Window: 80,
+			Near:    strings.Fields("restrictions restriction limitations limitation filters filter censorship guidelines policy policies content ethical morals moral ethics"),
+			Pattern: `\b(?:without|no|free\s+(?:of|from)|ignore|bypass|remove|disable)\s+(?:any\s+|all\s+|your\s+|the\s+|its\s+)*(?:restrictions?|limitations?|filters?|censorship|guidelines|content\s+polic(?:y|ies)|ethical\s+(?:guidelines|constraints)|morals?|ethics)\b`},
 		{ID: "prompt_extraction", Reason: "asks for the system prompt or secrets",
-			Triggers: strings.Fields("prompt prompts instructions password passwords secret secrets key keys credentials confidential"),
-			Pattern:  `\b(?:reveal|print|show|tell|repeat|output|display|share|leak|give|disclose|write|spell|recite|what\s+(?:is|are|was|were))\b[^.\n]{0,40}\b(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|original\s+prompt|your\s+(?:prompt|instructions|rules)|(?:secret|api|private)\s+key|password|credentials|confidential)`},
+			Triggers: strings.Fields("reveal print show tell repeat output display share leak give disclose write spell recite what"), Window: 96,
+			Near:    strings.Fields("prompt instructions rules password passwords passphrase key credentials confidential"),
+			Pattern: `\b(?:reveal|print|show|tell|repeat|output|display|share|leak|give|disclose|write|spell|recite|what\s+(?:is|are|was|were))\b[^.\n]{0,40}\b(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|original\s+prompt|your\s+(?:prompt|instructions|rules)|(?:secret|api|private)\s+key|password|credentials|confidential)`},
 		{ID: "chat_template", Reason: "contains chat-template control tokens",
-			Triggers: strings.Fields("im_start im_end inst sys system endoftext assistant user start_header_id"),
-			Pattern:  `<\|?(?:im_start|im_end|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id)\|?>|\[/?inst\]|<<\s*/?sys\s*>>|(?:^|\n)\s*#{2,}\s*(?:system|instruction|new instruction)s?\b|(?:^|\n)\s*(?:system|assistant)\s*:\s`},
+			Stems:       []string{"<|", "<im_", "<system", "<user", "<assistant", "<endoftext", "<start_header", "<eot", "[inst]", "[/inst]", "<<", "##", "system:", "assistant:", "system :", "assistant :"},
+			StemsInside: true, Window: 64,
+			Pattern: `<\|?(?:im_start|im_end|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id)\|?>|\[/?inst\]|<<\s*/?sys\s*>>|(?:^|\n)\s*#{2,}\s*(?:system|instruction|new instruction)s?\b|(?:^|\n)\s*(?:system|assistant)\s*:\s`},
 		{ID: "urgent_directive", Reason: "marks an embedded instruction as urgent or authoritative",
-			Triggers: strings.Fields("important attention urgent notice warning admin administrator override priority"),
+			Triggers: strings.Fields("important attention urgent notice warning administrator priority"),
+			Stems:    []string{"admin message", "admin note", "system message", "system note", "system override", "system notice"},
 			Pattern:  `\b(?:important|attention|urgent|notice|warning|admin(?:istrator)?\s+(?:message|note)|priority\s+override|system\s+(?:message|note|override|notice))\b\s*[!:]+[^\n]{0,120}\b(?:instruction|must|immediately|ignore|instead|assistant|ai|model|you)\b`},
 		{ID: "hide_from_user", Reason: "asks to hide actions from the user",
-			Triggers: strings.Fields("tell inform mention notify alert reveal user users"),
-			Pattern:  `\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|notify(?:ing)?|alert(?:ing)?|reveal(?:ing)?\s+(?:this\s+)?to)\s+(?:the\s+)?users?\b`},
+			Triggers: strings.Fields("do don't never without"), Window: 48,
+			Near:    strings.Fields("user users"),
+			Pattern: `\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|notify(?:ing)?|alert(?:ing)?|reveal(?:ing)?\s+(?:this\s+)?to)\s+(?:the\s+)?users?\b`},
 		{ID: "exfil_markup", Reason: "renders a link or image whose URL carries data",
-			Triggers: strings.Fields("http https img src"),
-			Pattern:  `!\[[^\]\n]{0,200}\]\(\s*https?://[^)\s]{1,300}[?&#=][^)\s]{0,300}\)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{1,300}[?&=]`},
+			Stems:   []string{"![", "<img"},
+			Pattern: `!\[[^\]\n]{0,200}\]\(\s*https?://[^)\s]{1,300}[?&#=][^)\s]{0,300}\)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{1,300}[?&=]`},
 		{ID: "encoded_instruction", Reason: "asks to decode and follow an encoded message",
-			Triggers: strings.Fields("base64 rot13 hex decode decoded encoded cipher"),
+			Triggers: strings.Fields("decode decipher base64 rot13 rot-13 encoded"),
 			Pattern:  `\b(?:decode|decipher|base64|rot13|rot-13|encoded)\b[^.\n]{0,60}\b(?:follow|execute|do|obey|instructions?|respond|answer)\b`},
 		{ID: "fake_dialogue", Reason: "embeds a scripted question-and-answer dialogue (many-shot steering)",
-			Triggers: strings.Fields("q a question answer user assistant human ai"), NonASCII: true, MinCount: 3,
-			Pattern: `(?:^|[\s.?!。？"'])(?:q|a|question|answer|user|assistant|human|ai|в|о|вопрос|ответ|ถาม|ตอบ|问|答|問|질문|답변|답|प्रश्न|उत्तर|প্রশ্ন|উত্তর|س|ج|soru|cevap|frage|antwort|domanda|risposta|pregunta|respuesta|pergunta|resposta|câu\s+hỏi|trả\s+lời|tanong|sagot|p|r|f|t|s|h|d)\s*[:：]\s`},
-		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", NonASCII: true,
-			Triggers: nil, Func: repeatedToken},
-		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)",
-			Triggers: nil, Func: pigLatin},
+			Func: fakeDialogue()},
+		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", Func: repeatedToken},
+		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)", Func: pigLatin, NonASCII: false},
 		{ID: "authority_claim", Reason: "claims authority or a special mode to get compliance",
-			Triggers: strings.Fields("am i'm as developer developed creator administrator admin president ceo owner enforcement police security mode entering activate enable"),
-			Pattern:  `\b(?:i\s+am|i'm|as)\s+(?:an?\s+|the\s+|your\s+)?(?:ai\s+developed\s+by|developer|creator|administrator|admin|system\s+administrator|president|ceo|owner|law\s+enforcement|police|fbi|security\s+(?:team|auditor|officer|researcher)|renowned|expert|certified)\b|\b(?:entering|enter|activate|activating|enable|enabling|switch(?:ing)?\s+to|now\s+in)\b[^.\n]{0,40}\bmode\b`},
+			Triggers: strings.Fields("i i'm as entering enter activate activating enable enabling switch switching now"), Window: 64,
+			Near:    strings.Fields("developed developer creator administrator admin president ceo owner enforcement police fbi auditor officer researcher renowned expert certified mode"),
+			Pattern: `\b(?:i\s+am|i'm|as)\s+(?:an?\s+|the\s+|your\s+)?(?:ai\s+developed\s+by|developer|creator|administrator|admin|system\s+administrator|president|ceo|owner|law\s+enforcement|police|fbi|security\s+(?:team|auditor|officer|researcher)|renowned|expert|certified)\b|\b(?:entering|enter|activate|activating|enable|enabling|switch(?:ing)?\s+to|now\s+in)\b[^.\n]{0,40}\bmode\b`},
 		{ID: "user_data_request", Reason: "asks for the user's private data",
-			Triggers: strings.Fields("user user's users social security credit birth passphrase"),
-			Pattern:  `\bwhere\s+(?:does|is|do)\s+(?:the\s+)?users?\s+(?:live|living|located|currently|reside)|\bthe\s+user's\s+(?:email|address|location|password|phone|birth|ssn|social|credit|account|full\s+name|data|personal|home)|\b(?:social\s+security|credit\s+card)\s+number|\bpassphrase\b|\b(?:users?|customers?)\s+(?:and\s+their|personal|private)\s+\w+`},
+			Triggers: strings.Fields("where the social credit passphrase users user customers customer"), Window: 64,
+			Near:    strings.Fields("live living located reside currently user's email address location password phone birth ssn social credit account name data personal home security card number their passphrase"),
+			Pattern: `\bwhere\s+(?:does|is|do)\s+(?:the\s+)?users?\s+(?:live|living|located|currently|reside)|\bthe\s+user's\s+(?:email|address|location|password|phone|birth|ssn|social|credit|account|full\s+name|data|personal|home)|\b(?:social\s+security|credit\s+card)\s+number|\bpassphrase\b|\b(?:users?|customers?)\s+(?:and\s+their|personal|private)\s+\w+`},
 		{ID: "hypothetical_framing", Reason: "wraps a sensitive request in a hypothetical world",
-			Triggers: strings.Fields("imagine pretend suppose hypothetically let's world universe scenario roleplay role"),
+			Triggers: strings.Fields("imagine pretend suppose hypothetically roleplay role-play"),
+			Stems:    []string{"let's say", "in a world", "in a universe", "in a scenario", "in a parallel"},
 			Pattern:  `\b(?:imagine|pretend|suppose|hypothetically|let's\s+say|in\s+a\s+(?:world|universe|scenario|parallel)|role-?play)\b[^\n]{0,240}\b(?:passwords?|passphrase|secret|personal\s+(?:data|information)|private\s+(?:data|information)|user's|birth\s*date|social\s+security|credentials|no\s+rules|rules\s+(?:don't|do\s+not)\s+apply|public\s+knowledge)`},
 		{ID: "topic_switch", Reason: "abruptly drops the current task for another",
 			Triggers: strings.Fields("forget actually nevermind never instead"),
 			Pattern:  `\bforget\s+(?:about\s+)?(?:that|this|it|everything)\b|\bactually,?\s+(?:can|could|please|instead|i\s+want)\b|\bnever\s*mind\b|\binstead\s*\?`},
 		{ID: "override_multilingual", Reason: "asks to ignore earlier instructions (non-English)",
-			Pattern: strings.Join([]string{
-				`ignor(?:e[zr]?|ez)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?(?:instructions|consignes|directives)`, `oubli(?:e[zr]?)\s+(?:toutes\s+)?(?:les\s+|vos\s+)?(?:instructions|consignes|règles)`,
-				`(?:ignora|olvida|olvide|ignore)\s+(?:todas\s+)?(?:las\s+|tus\s+|sus\s+)?(?:instrucciones|indicaciones|reglas)`,
-				`(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:todas\s+)?(?:as\s+)?(?:instruções|instrucoes|regras)`,
-				`(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?(?:vorherigen|bisherigen|vorigen|obigen|deine|ihre)?\s*(?:anweisungen|instruktionen|regeln|befehle)`,
-				`(?:ignora|dimentica|ignorate|dimenticate)\s+(?:tutte\s+)?(?:le\s+)?(?:istruzioni|indicazioni|regole)`,
-				`(?:игнорир\pL*|забуд\pL*|не\s+обраща\pL*\s+внимани\pL*\s+на)\s+(?:все\s+)?(?:предыдущ\pL+|прежн\pL+|ранее\s+\pL+|свои|ваши)?\s*(?:инструкци\pL*|указани\pL*|правил\pL*)`,
-				`(?:忽略|无视|忘记|忘掉|不要理会|忽视)[^。\n]{0,12}(?:指令|指示|说明|规则|提示)`,
-				`(?:指示|命令|ルール|指令)[^。\n]{0,8}(?:無視|忘れ)`,
-				`(?:지시|명령|지침|규칙)[^.\n]{0,10}(?:무시|잊어)`,
-				`(?:निर्देश|निर्देशों|आदेश|नियम)[^।\n]{0,20}(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल)`,
-				`(?:تجاهل|انس|اتجاهل)[^.\n]{0,20}(?:التعليمات|الإرشادات|الأوامر|القواعد)`,
-				`(?:talimat\pL*|kural\pL*|komut\pL*)[^.\n]{0,20}(?:yok\s+say|görmezden\s+gel|unut|dikkate\s+alma)`,
-				`(?:bỏ\s+qua|phớt\s+lờ|quên)[^.\n]{0,20}(?:hướng\s+dẫn|chỉ\s+dẫn|lệnh|quy\s+tắc)`,
-				`(?:abaikan|lupakan)[^.\n]{0,20}(?:instruksi|petunjuk|perintah|aturan|(?:yg|yang)\s+(?:di\s*atas|sebelumnya))`,
-				`(?:huwag\s+pansinin|kalimutan)[^.\n]{0,30}(?:tagubilin|utos|panuto|instruksyon)`,
-				`(?:নির্দেশ|নির্দেশনা|নির্দেশাবলী)[^।\n]{0,20}(?:উপেক্ষা|ভুলে)`,
-				`(?:ละเว้น|เพิกเฉย|ไม่สนใจ|ลืม)[^\n]{0,20}(?:คำสั่ง|คำแนะนำ)`,
-			}, "|")},
+			Func: multilingualOverride()},
+	}
+}
+
+// multilingualOverride finds "ignore the previous instructions" in the
+// languages of the development set. Each language has its own stems and a
+// small pattern, run only around a stem, so that no large alternation runs
+// over the text.
+func multilingualOverride() func(s string) [][2]int {
+	langs := []struct {
+		stems   []string
+		pattern string
+	}{
+		{[]string{"ignor", "oubli"}, `(?:ignor(?:e[zr]?|ez)|oubli(?:e[zr]?))\s+(?:toutes\s+)?(?:les\s+|vos\s+)?(?:instructions|consignes|directives|règles)`},
+		{[]string{"ignor", "olvid"}, `(?:ignora|olvida|olvide|ignore)\s+(?:todas\s+)?(?:las\s+|tus\s+|sus\s+)?(?:instrucciones|indicaciones|reglas)`},
+		{[]string{"ignor", "esqueç", "esquec", "desconsider"}, `(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:todas\s+)?(?:as\s+)?(?:instruções|instrucoes|regras)`},
+		{[]string{"ignorier", "vergiss", "vergessen", "missacht"}, `(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?(?:vorherigen|bisherigen|vorigen|obigen|deine|ihre)?\s*(?:anweisungen|instruktionen|regeln|befehle)`},
+		{[]string{"ignora", "dimentic"}, `(?:ignora|dimentica|ignorate|dimenticate)\s+(?:tutte\s+)?(?:le\s+)?(?:istruzioni|indicazioni|regole)`},
+		{[]string{"игнор", "забуд", "не обраща"}, `(?:игнорир\pL*|забуд\pL*|не\s+обраща\pL*\s+внимани\pL*\s+на)\s+(?:все\s+)?(?:предыдущ\pL+|прежн\pL+|ранее\s+\pL+|свои|ваши)?\s*(?:инструкци\pL*|указани\pL*|правил\pL*)`},
+		{[]string{"忽略", "无视", "忘记", "忘掉", "不要理会", "忽视"}, `(?:忽略|无视|忘记|忘掉|不要理会|忽视)[^。\n]{0,12}(?:指令|指示|说明|规则|提示)`},
+		{[]string{"無視", "忘れ"}, `(?:指示|命令|ルール|指令)[^。\n]{0,8}(?:無視|忘れ)`},
+		{[]string{"무시", "잊어"}, `(?:지시|명령|지침|규칙)[^.\n]{0,10}(?:무시|잊어)`},
+		{[]string{"अनदेखा", "नज़रअंदाज़", "नजरअंदाज", "भूल"}, `(?:निर्देश|निर्देशों|आदेश|नियम)[^।\n]{0,20}(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल)`},
+		{[]string{"تجاهل", "انس"}, `(?:تجاهل|انس|اتجاهل)[^.\n]{0,20}(?:التعليمات|الإرشادات|الأوامر|القواعد)`},
+		{[]string{"yok say", "görmezden", "unut", "dikkate alma"}, `(?:talimat\pL*|kural\pL*|komut\pL*)[^.\n]{0,20}(?:yok\s+say|görmezden\s+gel|unut|dikkate\s+alma)`},
+		{[]string{"bỏ qua", "phớt lờ", "quên"}, `(?:bỏ\s+qua|phớt\s+lờ|quên)[^.\n]{0,20}(?:hướng\s+dẫn|chỉ\s+dẫn|lệnh|quy\s+tắc)`},
+		{[]string{"abaikan", "lupakan"}, `(?:abaikan|lupakan)[^.\n]{0,20}(?:instruksi|petunjuk|perintah|aturan|(?:yg|yang)\s+(?:di\s*atas|sebelumnya))`},
+		{[]string{"pansinin", "kalimutan"}, `(?:huwag\s+pansinin|kalimutan)[^.\n]{0,30}(?:tagubilin|utos|panuto|instruksyon)`},
+		{[]string{"উপেক্ষা", "ভুলে"}, `(?:নির্দেশ|নির্দেশনা|নির্দেশাবলী)[^।\n]{0,20}(?:উপেক্ষা|ভুলে)`},
+		{[]string{"ละเว้น", "เพิกเฉย", "ไม่สนใจ", "ลืม"}, `(?:ละเว้น|เพิกเฉย|ไม่สนใจ|ลืม)[^\n]{0,20}(?:คำสั่ง|คำแนะนำ)`},
+	}
+	var stems [][]string
+	res := make([]*regexp.Regexp, len(langs))
+	for i, l := range langs {
+		stems = append(stems, l.stems)
+		res[i] = regexp.MustCompile(l.pattern)
+	}
+	ac := acindex.New(stems)
+	return func(s string) [][2]int {
+		var out [][2]int
+		tries := 0
+		lastEnd := -1
+		ac.Scan(s, func(lang, pos int) bool {
+			tries++
+			a := runeStart(s, max0(pos-72))
+			b := runeStart(s, min(len(s), pos+160))
+			if a < lastEnd {
+				a = lastEnd
+			}
+			if a < b {
+				if l := res[lang].FindStringIndex(s[a:b]); l != nil {
+					out = append(out, [2]int{a + l[0], a + l[1]})
+					lastEnd = a + l[1]
+				}
+			}
+			return tries < 32 && len(out) < 4
+		})
+		return out
 	}
 }
 
@@ -133,7 +199,8 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 	if len(rules) > 64 {
 		return nil, fmt.Errorf("at most 64 rules, got %d", len(rules))
 	}
-	rs := &RuleSet{trig: map[uint64]uint64{}}
+	rs := &RuleSet{}
+	var stems [][]string
 	for i, r := range rules {
 		if r.Func == nil {
 			re, err := regexp.Compile(r.Pattern)
@@ -141,21 +208,34 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
 			r.re = re
+			if r.reA, err = regexp.Compile(`^(?:` + r.Pattern + `)`); err != nil {
+				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+			}
 		}
 		if r.MinCount <= 0 {
 			r.MinCount = 1
 		}
 		rs.rules = append(rs.rules, r)
-		if len(r.Triggers) == 0 || r.NonASCII {
-			rs.nonASCII |= 1 << i
+		if r.Func != nil {
+			if r.NonASCII {
+				rs.nonASCII |= 1 << i
+			} else {
+				rs.always |= 1 << i
+			}
 		}
-		if len(r.Triggers) == 0 && r.Func != nil {
-			rs.always |= 1 << i
+		if r.Window <= 0 {
+			r.Window = 240
 		}
+		rs.rules[i] = r
+		stems = append(stems, r.Stems)
 		for _, w := range r.Triggers {
-			rs.trig[wordHash(w)] |= 1 << i
+			rs.trig.add(wordHash(w), 1<<i)
+		}
+		for _, w := range r.Near {
+			rs.near.add(wordHash(w), 1<<i)
 		}
 	}
+	rs.stems = acindex.New(stems)
 	return rs, nil
 }
 
@@ -165,59 +245,191 @@ func (rs *RuleSet) Rules() []Rule { return rs.rules }
 // Len is the number of rules.
 func (rs *RuleSet) Len() int { return len(rs.rules) }
 
-// candidates returns the mask of rules whose trigger words occur in s.
-func (rs *RuleSet) candidates(s string) uint64 {
-	var mask uint64
+// trigTable maps word hashes to rule masks with open addressing (faster
+// than a map on the hot path: one probe for most words).
+type trigTable struct {
+	keys  [1024]uint64
+	masks [1024]uint64
+}
+
+func (t *trigTable) add(h, mask uint64) {
+	if h == 0 {
+		h = 1
+	}
+	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
+		if t.keys[i] == h || t.keys[i] == 0 {
+			t.keys[i] = h
+			t.masks[i] |= mask
+			return
+		}
+	}
+}
+
+func (t *trigTable) get(h uint64) uint64 {
+	if h == 0 {
+		h = 1
+	}
+	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
+		switch t.keys[i] {
+		case h:
+			return t.masks[i]
+		case 0:
+			return 0
+		}
+	}
+}
+
+// maxTriggers is how many trigger positions per rule are examined.
+const maxTriggers = 32
+
+// triggers records, per rule, where its trigger words occur.
+type triggers struct {
+	n     [64]uint8
+	pos   [64][maxTriggers]int32
+	stem  [64]bool // rule triggered by a stem (pattern may start before it)
+	nn    [64]uint8
+	near  [64][maxTriggers]int32 // positions of the rule's Near words
+	nfull [64]bool               // more Near words than recorded
+}
+
+func (t *triggers) addNear(rule, pos int) {
+	if n := t.nn[rule]; n < maxTriggers {
+		t.near[rule][n] = int32(pos)
+		t.nn[rule] = n + 1
+	} else {
+		t.nfull[rule] = true
+	}
+}
+
+// nearWithin reports whether a Near word of rule starts in (a, b].
+func (t *triggers) nearWithin(rule, a, b int) bool {
+	if t.nfull[rule] {
+		return true
+	}
+	for k := 0; k < int(t.nn[rule]); k++ {
+		if p := int(t.near[rule][k]); p > a && p <= b {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *triggers) add(rule, pos int, stem bool) {
+	if n := t.n[rule]; n < maxTriggers {
+		t.pos[rule][n] = int32(pos)
+		t.n[rule] = n + 1
+		if stem {
+			t.stem[rule] = true
+		}
+	}
+}
+
+// candidates finds the trigger words of every rule in s.
+func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	var h uint64 = fnvOffset ^ seedWord
 	in := false
-	ascii := true
+	ascii = true
+	start := 0
+	flush := func(end int) {
+		if m := rs.trig.get(h); m != 0 {
+			for m != 0 {
+				i := bits.TrailingZeros64(m)
+				m &^= 1 << i
+				t.add(i, start, false)
+			}
+		}
+		if m := rs.near.get(h); m != 0 {
+			for m != 0 {
+				i := bits.TrailingZeros64(m)
+				m &^= 1 << i
+				t.addNear(i, start)
+			}
+		}
+		_ = end
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
 			ascii = false
 		}
-		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' {
-			if c == '-' || c == '_' { // im_start, rot-13: keep inside a word
-				if !in {
-					continue
-				}
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '\'' {
+			if (c == '-' || c == '_' || c == '\'') && !in {
+				continue
+			}
+			if !in {
+				start = i
 			}
 			h = (h ^ uint64(c)) * fnvPrime
 			in = true
 			continue
 		}
 		if in {
-			mask |= rs.trig[h]
+			flush(i)
 			h = fnvOffset ^ seedWord
 			in = false
 		}
 	}
 	if in {
-		mask |= rs.trig[h]
+		flush(len(s))
 	}
-	if !ascii {
-		mask |= rs.nonASCII
-	}
-	return mask | rs.always
+	rs.stems.Scan(s, func(rule, pos int) bool {
+		t.add(rule, pos, true)
+		return true
+	})
+	return ascii
 }
 
-// Match returns the rule hits in s (normalised text), at most max.
+// Match returns the rule hits in s (normalised text), at most max. A
+// pattern runs only on windows around its rule's trigger words, so the cost
+// on long text is bounded by the number of triggers, not the text's length.
 func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
-	mask := rs.candidates(s)
+	var t triggers
+	ascii := rs.candidates(s, &t)
+	funcs := rs.always
+	if !ascii {
+		funcs |= rs.nonASCII
+	}
 	for i := range rs.rules {
-		if mask&(1<<i) == 0 {
-			continue
-		}
 		r := &rs.rules[i]
 		var locs [][2]int
-		if r.Func != nil {
+		switch {
+		case r.Func != nil:
+			if funcs&(1<<i) == 0 {
+				continue
+			}
 			locs = r.Func(s)
-		} else {
-			for _, l := range r.re.FindAllStringIndex(s, 8) {
-				locs = append(locs, [2]int{l[0], l[1]})
+		case t.n[i] > 0:
+			lastEnd := -1
+			for k := 0; k < int(t.n[i]); k++ {
+				p := int(t.pos[i][k])
+				if p < lastEnd {
+					continue
+				}
+				if !t.stem[i] || !r.StemsInside {
+					if r.Near != nil && !t.nearWithin(i, p, p+r.Window) {
+						continue
+					}
+					end := runeStart(s, min(len(s), p+r.Window))
+					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
+						locs = append(locs, [2]int{p + l[0], p + l[1]})
+						lastEnd = p + l[1]
+					}
+					continue
+				}
+				a, b := runeStart(s, max0(p-32)), runeStart(s, min(len(s), p+r.Window))
+				if a < lastEnd {
+					a = lastEnd
+				}
+				if a >= b {
+					continue
+				}
+				if l := r.re.FindStringIndex(s[a:b]); l != nil {
+					locs = append(locs, [2]int{a + l[0], a + l[1]})
+					lastEnd = a + l[1]
+				}
 			}
 		}
-		if len(locs) < r.MinCount {
+		if len(locs) < r.MinCount || len(locs) == 0 {
 			continue
 		}
 		if r.MinCount > 1 { // one span from the first to the last match
@@ -233,54 +445,152 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 	return dst
 }
 
+func max0(x int) int {
+	if x < 0 {
+		return 0
+	}
+	return x
+}
+
+// runeStart moves i back to the start of a UTF-8 sequence.
+func runeStart(s string, i int) int {
+	for i > 0 && i < len(s) && s[i]&0xC0 == 0x80 {
+		i--
+	}
+	return i
+}
+
+// fakeDialogue finds scripted dialogue turns ("Q: ... A: ...", "User: ...
+// Assistant: ...") in any of the languages of the development set; three
+// turns or more count.
+func fakeDialogue() func(s string) [][2]int {
+	labels := map[string]bool{}
+	for _, w := range strings.Fields(`q a question answer user assistant human ai bot model system
+		в о вопрос ответ ถาม ตอบ 问 答 問 질문 답변 답 प्रश्न उत्तर প্রশ্ন উত্তর س ج soru cevap frage antwort
+		domanda risposta pregunta respuesta pergunta resposta hỏi lời tanong sagot p r f t s h d`) {
+		labels[w] = true
+	}
+	return func(s string) [][2]int {
+		n, first, last := 0, -1, 0
+		for i := 0; i < len(s); i++ {
+			var colonLen int
+			switch {
+			case s[i] == ':':
+				colonLen = 1
+			case s[i] == 0xEF && i+2 < len(s) && s[i+1] == 0xBC && s[i+2] == 0x9A: // fullwidth colon
+				colonLen = 3
+			default:
+				continue
+			}
+			j := i
+			for j > 0 && s[j-1] == ' ' {
+				j--
+			}
+			k := j
+			for k > 0 && j-k < 24 {
+				r, size := utf8.DecodeLastRuneInString(s[:k])
+				if !isWordRune(r) {
+					break
+				}
+				k -= size
+			}
+			if k < j && labels[s[k:j]] {
+				if first < 0 {
+					first = k
+				}
+				last = i + colonLen
+				n++
+				if n >= 32 {
+					break
+				}
+			}
+			i += colonLen - 1
+		}
+		if n >= 3 {
+			return [][2]int{{first, last}}
+		}
+		return nil
+	}
+}
+
 // words calls fn for each maximal run of letters and digits in s.
 func words(s string, fn func(start, end int) bool) {
 	in, st := false, 0
-	for i, r := range s {
-		if isWordRune(r) {
+	for i := 0; i < len(s); {
+		var isw bool
+		size := 1
+		if c := s[i]; c < utf8.RuneSelf {
+			isw = 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || 'A' <= c && c <= 'Z'
+		} else {
+			var r rune
+			r, size = utf8.DecodeRuneInString(s[i:])
+			isw = isWordRune(r)
+		}
+		if isw {
 			if !in {
 				in, st = true, i
 			}
-			continue
-		}
-		if in {
+		} else if in {
 			in = false
 			if !fn(st, i) {
 				return
 			}
 		}
+		i += size
 	}
 	if in {
 		fn(st, len(s))
 	}
 }
 
-// repeatedToken finds a word repeated at least 8 times in a row.
+// repeatedToken finds a word repeated at least 8 times in a row. Words are
+// compared by hash; only ASCII letters and digits and non-ASCII bytes make
+// words here, which is enough for a repetition check.
 func repeatedToken(s string) [][2]int {
 	var out [][2]int
-	prev := ""
-	run, runStart, lastEnd := 0, 0, 0
-	words(s, func(a, b int) bool {
-		w := s[a:b]
-		if w == prev {
+	var prev, h uint64
+	run, runStart, lastEnd, start := 0, 0, 0, 0
+	in := false
+	end := func(i int) {
+		if h == prev {
 			run++
 		} else {
 			if run >= 8 {
 				out = append(out, [2]int{runStart, lastEnd})
 			}
-			prev, run, runStart = w, 1, a
+			prev, run, runStart = h, 1, start
 		}
-		lastEnd = b
-		return len(out) < 4
-	})
-	if run >= 8 {
+		lastEnd = i
+	}
+	for i := 0; i < len(s) && len(out) < 4; i++ {
+		c := s[i]
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c >= 0x80 {
+			if !in {
+				in, start, h = true, i, fnvOffset
+			}
+			h = (h ^ uint64(c)) * fnvPrime
+			continue
+		}
+		if in {
+			in = false
+			end(i)
+		}
+	}
+	if in {
+		end(len(s))
+	}
+	if run >= 8 && len(out) < 4 {
 		out = append(out, [2]int{runStart, lastEnd})
 	}
 	return out
 }
 
 // pigLatin flags text most of whose words end in "ay" (at least 4 words).
+// Only the first 400 words are looked at.
 func pigLatin(s string) [][2]int {
+	if !strings.Contains(s, "ay ") {
+		return nil
+	}
 	n, ay, first, last := 0, 0, -1, 0
 	words(s, func(a, b int) bool {
 		n++

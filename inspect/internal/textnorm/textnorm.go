@@ -50,7 +50,8 @@ type Text struct {
 	Hidden string
 	// Stripped counts the characters removed.
 	Stripped int
-	off      []int32 // input offset of each byte of S; nil when S maps 1:1
+	off      []int32 // input offset of each byte of S; nil when S maps 1:1 or unmapped
+	identity bool    // S maps 1:1 onto the input
 }
 
 // Orig maps a byte offset in S to the byte offset in the input.
@@ -116,8 +117,18 @@ func variation(r rune) bool {
 	return (r >= 0xFE00 && r <= 0xFE0F) || (r >= 0xE0100 && r <= 0xE01EF)
 }
 
-// Normalize returns the canonical form of s.
-func (n *Normalizer) Normalize(s string) Text {
+// Normalize returns the canonical form of s, with the offset map.
+func (n *Normalizer) Normalize(s string) Text { return n.normalize(s, true) }
+
+// NormalizeUnmapped is Normalize without the offset map (Orig then maps
+// offsets only for ASCII input; check Mapped). It is faster and allocates
+// less, for callers that rarely need spans.
+func (n *Normalizer) NormalizeUnmapped(s string) Text { return n.normalize(s, false) }
+
+// Mapped reports whether Orig maps offsets back to the input exactly.
+func (t *Text) Mapped() bool { return t.off != nil || t.identity }
+
+func (n *Normalizer) normalize(s string, track bool) Text {
 	ascii := true
 	clean := true
 	for i := 0; i < len(s); i++ {
@@ -131,9 +142,9 @@ func (n *Normalizer) Normalize(s string) Text {
 		}
 	}
 	if ascii && clean {
-		return Text{S: lowerASCII(s)}
+		return Text{S: lowerASCII(s), identity: true}
 	}
-	return n.slow(s)
+	return n.slow(s, track)
 }
 
 func lowerASCII(s string) string {
@@ -158,11 +169,14 @@ func lowerASCII(s string) string {
 	return string(b)
 }
 
-func (n *Normalizer) slow(s string) Text {
+func (n *Normalizer) slow(s string, track bool) Text {
 	var t Text
 	// Pass 1: drop what renders as nothing, decode tag characters.
 	buf := make([]byte, 0, len(s))
-	off := make([]int32, 0, len(s))
+	var off []int32
+	if track {
+		off = make([]int32, 0, len(s))
+	}
 	var hidden []byte
 	varRun := 0
 	for i := 0; i < len(s); {
@@ -198,11 +212,15 @@ func (n *Normalizer) slow(s string) Text {
 			t.Flags |= FlagControl
 			t.Stripped++
 			buf = append(buf, ' ')
-			off = append(off, int32(i))
+			if track {
+				off = append(off, int32(i))
+			}
 		default:
 			buf = utf8.AppendRune(buf, r)
-			for k := 0; k < utf8.RuneLen(r); k++ {
-				off = append(off, int32(i))
+			if track {
+				for k := 0; k < utf8.RuneLen(r); k++ {
+					off = append(off, int32(i))
+				}
 			}
 		}
 		varRun = 0
@@ -210,16 +228,52 @@ func (n *Normalizer) slow(s string) Text {
 	}
 	t.Hidden = string(hidden)
 
-	// Pass 2: NFKC by segment, keeping offsets; lower case.
+	// Pass 2: NFKC by segment, keeping offsets; lower case. Most text is
+	// already in NFKC: then only lower-case it.
 	out := make([]byte, 0, len(buf)+len(buf)/8)
-	outOff := make([]int32, 0, cap(out))
+	var outOff []int32
+	if track {
+		outOff = make([]int32, 0, cap(out))
+	}
+	if norm.NFKC.IsNormal(buf) {
+		for j := 0; j < len(buf); {
+			r, size := utf8.DecodeRune(buf[j:])
+			var o int32
+			if track {
+				o = off[j]
+			}
+			j += size
+			if r < utf8.RuneSelf {
+				if 'A' <= r && r <= 'Z' {
+					r += 'a' - 'A'
+				}
+				out = append(out, byte(r))
+				if track {
+					outOff = append(outOff, o)
+				}
+				continue
+			}
+			r = unicode.ToLower(r)
+			before := len(out)
+			out = utf8.AppendRune(out, r)
+			if track {
+				for k := before; k < len(out); k++ {
+					outOff = append(outOff, o)
+				}
+			}
+		}
+		t.off = outOff
+		out = n.foldHomoglyphs(out, &t)
+		t.S = string(out)
+		return t
+	}
 	var it norm.Iter
 	it.Init(norm.NFKC, buf)
 	for !it.Done() {
 		start := it.Pos()
 		seg := it.Next()
 		o := int32(0)
-		if start < len(off) {
+		if track && start < len(off) {
 			o = off[start]
 		}
 		if !t.Flags.has(FlagCompat) && !sameBytes(seg, buf, start) {
@@ -231,8 +285,10 @@ func (n *Normalizer) slow(s string) Text {
 			r = unicode.ToLower(r)
 			before := len(out)
 			out = utf8.AppendRune(out, r)
-			for k := before; k < len(out); k++ {
-				outOff = append(outOff, o)
+			if track {
+				for k := before; k < len(out); k++ {
+					outOff = append(outOff, o)
+				}
 			}
 		}
 	}
@@ -265,6 +321,18 @@ func sameBytes(seg, buf []byte, start int) bool {
 // confusable is two bytes in UTF-8 and becomes one Latin letter plus nothing,
 // so offsets are rebuilt alongside.
 func (n *Normalizer) foldHomoglyphs(b []byte, t *Text) []byte {
+	// Confusables live in IPA, Greek and Cyrillic (U+0250..U+052F): two-byte
+	// UTF-8 sequences led by 0xC9..0xD4. Without one there is nothing to fold.
+	maybe := false
+	for _, c := range b {
+		if c >= 0xC9 && c <= 0xD4 {
+			maybe = true
+			break
+		}
+	}
+	if !maybe {
+		return b
+	}
 	latin, other := 0, 0
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
@@ -315,18 +383,24 @@ func (n *Normalizer) foldHomoglyphs(b []byte, t *Text) []byte {
 			changed = true
 			res = make([]byte, 0, len(b))
 			res = append(res, b[:i]...)
-			off = make([]int32, 0, len(b))
-			off = append(off, t.off[:i]...)
+			if t.off != nil {
+				off = make([]int32, 0, len(b))
+				off = append(off, t.off[:i]...)
+			}
 		}
 		if changed {
 			for k := i; k < j; {
 				r, size := utf8.DecodeRune(b[k:])
 				if to, ok := n.confusable[r]; ok && fold {
 					res = append(res, byte(to))
-					off = append(off, t.off[k])
+					if t.off != nil {
+						off = append(off, t.off[k])
+					}
 				} else {
 					res = append(res, b[k:k+size]...)
-					off = append(off, t.off[k:k+size]...)
+					if t.off != nil {
+						off = append(off, t.off[k:k+size]...)
+					}
 				}
 				k += size
 			}

@@ -24,6 +24,9 @@ func main() {
 	flag.Float64Var(&o.MaxNotInject, "max-notinject-fpr", 0, "out-of-fold FPR limit on NotInject (default 0.08)")
 	flag.Float64Var(&o.DevTuneWeight, "dev-tune-weight", 0, "sample weight of dev_tune rows (default 30)")
 	flag.StringVar(&o.DumpOOF, "dump-oof", "", "write out-of-fold dev_tune scores to this TSV file")
+	flag.IntVar(&o.Bits, "bits", 0, "log2 of the hashed feature space (default 20)")
+	flag.IntVar(&o.CharMax, "char-max", 0, "longest character n-gram (default 5)")
+	flag.IntVar(&o.CharMin, "char-min", 0, "shortest character n-gram (default 3)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := trainer.Run(context.Background(), log, o); err != nil {

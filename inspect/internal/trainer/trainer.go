@@ -17,7 +17,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-		"fmt"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"math"
@@ -58,6 +58,9 @@ type Options struct {
 	MaxNotInject  float64 // out-of-fold FPR limit on NotInject (default 0.08)
 	DevTuneWeight float64 // sample weight of dev_tune rows (default 30)
 	DumpOOF       string  // write out-of-fold dev_tune scores here (TSV), if set
+	Bits          int     // log2 of the hashed feature space (default: injection.DefaultFeatures)
+	CharMax       int     // longest character n-gram (default: injection.DefaultFeatures)
+	CharMin       int     // shortest character n-gram (default: injection.DefaultFeatures)
 }
 
 // Defaults fills zero values.
@@ -86,10 +89,20 @@ func (o Options) Defaults() Options {
 // Run trains and writes the model.
 func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	o = o.Defaults()
-	return run(ctx, log, o.Out, o.Data, o.Folds, o.Epochs, o.MaxFPR, o.MaxNotInject, o.DevTuneWeight, o.DumpOOF)
+	cfg := injection.DefaultFeatures()
+	if o.Bits != 0 {
+		cfg.Bits = o.Bits
+	}
+	if o.CharMax != 0 {
+		cfg.CharMax = o.CharMax
+	}
+	if o.CharMin != 0 {
+		cfg.CharMin = o.CharMin
+	}
+	return run(ctx, log, cfg, o.Out, o.Data, o.Folds, o.Epochs, o.MaxFPR, o.MaxNotInject, o.DevTuneWeight, o.DumpOOF)
 }
 
-func run(ctx context.Context, log *slog.Logger, out, data string, folds, epochs int, maxFPR, maxNI, devTuneW float64, dump string) error {
+func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out, data string, folds, epochs int, maxFPR, maxNI, devTuneW float64, dump string) error {
 	start := time.Now()
 	if data == "" {
 		d, err := corpus.DataDir(".")
@@ -119,7 +132,6 @@ func run(ctx context.Context, log *slog.Logger, out, data string, folds, epochs 
 	if err != nil {
 		return err
 	}
-	cfg := injection.DefaultFeatures()
 	an := injection.NewAnalyzer(cfg, rs, injection.Limits{})
 	var docs []*doc
 	add := func(r corpus.Row, w float64, fold int) {

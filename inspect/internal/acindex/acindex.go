@@ -1,0 +1,134 @@
+// Package acindex finds many keywords in a text in one pass (Aho-Corasick
+// over bytes, ASCII case-insensitive). Detectors use it to decide which of
+// their rules can match before running any regular expression.
+package acindex
+
+import "strings"
+
+// Index is an immutable automaton over a set of keywords, each tagged with
+// an integer (a rule index). It is safe for concurrent use.
+type Index struct {
+	next [][256]int32 // goto function with failure links folded in (build time)
+	out  [][]int32    // tags of keywords ending at this state
+	lens [][]int32    // their lengths, parallel to out
+	// The scan table: bytes that occur in no keyword share class 0, so each
+	// state's row is small and the table stays in cache.
+	class  [256]uint8
+	nclass int
+	delta  []int32 // state*nclass + class -> next state
+	hasOut []bool
+}
+
+// New builds an index; keywords[i] are the keywords of tag i.
+func New(keywords [][]string) *Index {
+	k := &Index{next: make([][256]int32, 1), out: make([][]int32, 1), lens: make([][]int32, 1)}
+	for i := range k.next[0] {
+		k.next[0][i] = -1
+	}
+	for tag, ws := range keywords {
+		for _, w := range ws {
+			w = strings.ToLower(w)
+			if w == "" {
+				continue
+			}
+			st := int32(0)
+			for i := 0; i < len(w); i++ {
+				c := w[i]
+				if k.next[st][c] < 0 {
+					k.next = append(k.next, [256]int32{})
+					k.out = append(k.out, nil)
+					k.lens = append(k.lens, nil)
+					n := int32(len(k.next) - 1)
+					for j := range k.next[n] {
+						k.next[n][j] = -1
+					}
+					k.next[st][c] = n
+				}
+				st = k.next[st][c]
+			}
+			k.out[st] = append(k.out[st], int32(tag))
+			k.lens[st] = append(k.lens[st], int32(len(w)))
+		}
+	}
+	fail := make([]int32, len(k.next))
+	queue := make([]int32, 0, len(k.next))
+	for c := range 256 {
+		if n := k.next[0][c]; n >= 0 {
+			queue = append(queue, n)
+		} else {
+			k.next[0][c] = 0
+		}
+	}
+	for len(queue) > 0 {
+		st := queue[0]
+		queue = queue[1:]
+		for c := range 256 {
+			n := k.next[st][c]
+			if n >= 0 {
+				f := k.next[fail[st]][c]
+				if st == 0 {
+					f = 0
+				}
+				fail[n] = f
+				k.out[n] = append(k.out[n], k.out[f]...)
+				k.lens[n] = append(k.lens[n], k.lens[f]...)
+				queue = append(queue, n)
+			} else {
+				k.next[st][c] = k.next[fail[st]][c]
+			}
+		}
+	}
+	// Compress the alphabet.
+	for _, ws := range keywords {
+		for _, w := range ws {
+			w = strings.ToLower(w)
+			for i := 0; i < len(w); i++ {
+				c := w[i]
+				if k.class[c] == 0 {
+					k.nclass++
+					k.class[c] = uint8(k.nclass)
+					if c >= 'a' && c <= 'z' {
+						k.class[c-'a'+'A'] = uint8(k.nclass)
+					}
+				}
+			}
+		}
+	}
+	k.nclass++
+	k.delta = make([]int32, len(k.next)*k.nclass)
+	k.hasOut = make([]bool, len(k.next))
+	rep := make([]byte, k.nclass) // a byte of each class
+	for c := 255; c >= 0; c-- {
+		rep[k.class[c]] = byte(c)
+	}
+	for st := range k.next {
+		for cl := 0; cl < k.nclass; cl++ {
+			c := rep[cl]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			k.delta[st*k.nclass+cl] = k.next[st][c]
+		}
+		k.hasOut[st] = len(k.out[st]) > 0
+	}
+	k.next = nil
+	return k
+}
+
+// Scan calls fn(tag, start) for every keyword occurrence in text, in order
+// of their ends; it stops when fn returns false.
+func (k *Index) Scan(text string, fn func(tag, start int) bool) {
+	st := int32(0)
+	nc := int32(k.nclass)
+	for i := 0; i < len(text); i++ {
+		st = k.delta[st*nc+int32(k.class[text[i]])]
+		if k.hasOut[st] {
+			o := k.out[st]
+			for j, tag := range o {
+				if !fn(int(tag), i+1-int(k.lens[st][j])) {
+					return
+				}
+			}
+		}
+	}
+}
