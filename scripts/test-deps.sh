@@ -9,3 +9,13 @@ go mod download
 if ! command -v bwrap >/dev/null 2>&1; then
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; } >/dev/null
 fi
+# npm MCP servers, the TypeScript SDK client and the bridges the gateway's
+# integration tests and benchmark run (testdata/npm, pinned by its lock file).
+# Needs Node.js 20 or later with npm; Debian's own nodejs (18) is too old.
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "test-deps: Node.js >= 20 with npm is required for testdata/npm (https://nodejs.org)" >&2
+	exit 1
+fi
+if [ ! -f testdata/npm/node_modules/.package-lock.json ] || [ testdata/npm/package-lock.json -nt testdata/npm/node_modules/.package-lock.json ]; then
+	(cd testdata/npm && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
