@@ -216,7 +216,10 @@ func checkSandboxPath(p string) error {
 	if filepath.Clean(p) != p {
 		return fmt.Errorf("%q is not clean (want %q)", p, filepath.Clean(p))
 	}
-	for _, own := range []string{"/proc", "/sys", "/dev", "/workspace", "/tmp", "/run/warden"} {
+	if p == "/tmp" {
+		return fmt.Errorf("%q: the sandbox provides a private /tmp itself", p)
+	}
+	for _, own := range []string{"/proc", "/sys", "/dev", "/workspace", "/run/warden"} {
 		if p == own || strings.HasPrefix(p, own+"/") {
 			return fmt.Errorf("%q: the sandbox provides %s itself", p, own)
 		}

@@ -57,6 +57,7 @@ func TestSandboxProfileRejects(t *testing.T) {
 		{"unclean", SandboxProfile{ReadOnly: []string{"/opt/../etc"}}, "not clean"},
 		{"root", SandboxProfile{ReadWrite: []string{"/"}}, "whole host"},
 		{"proc", SandboxProfile{ReadOnly: []string{"/proc/1"}}, "provides /proc"},
+		{"tmp", SandboxProfile{ReadWrite: []string{"/tmp"}}, "private /tmp"},
 		{"dup", SandboxProfile{ReadOnly: []string{"/opt"}, ReadWrite: []string{"/opt"}}, "already listed"},
 		{"network", SandboxProfile{Network: "host"}, "want none or egress"},
 		{"egress without rules", SandboxProfile{Network: NetworkEgress}, "at least one"},

@@ -1,8 +1,8 @@
 package sandbox
 
 import (
-	"context"
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -75,4 +75,3 @@ func forwardOne(c net.Conn, socket, target string) {
 	}
 	pipeBoth(c, up, fromUp)
 }
-

@@ -70,6 +70,11 @@ func (st *initState) send(l statusLine) {
 }
 
 func runInit() int {
+	// The main goroutine keeps the main thread for itself: the thread that
+	// is confined below must be another one, or the init's leader would
+	// share the tool's Landlock domain and seccomp filter (and the tool
+	// could signal it).
+	runtime.LockOSThread()
 	// Every descriptor the host let through, other than the spec and status
 	// pipes, is made close-on-exec before anything else happens, so that
 	// nothing inherited reaches the tool (escape test: inherited fds).
@@ -186,6 +191,10 @@ func runInit() int {
 		// when the goroutine returns, the runtime ends the thread, so no
 		// other goroutine ever runs confined (or half-confined) code.
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			ch <- started{err: errors.New("the confined thread is the init's main thread")}
+			return
+		}
 		if err := confineThread(rulesetFD, rulesetFlags, filter, st.in, st.require); err != nil {
 			ch <- started{err: err}
 			return

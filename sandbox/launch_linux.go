@@ -649,6 +649,24 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 	for _, p := range etcPaths {
 		addHost(p, false)
 	}
+	is.Mounts = append(is.Mounts,
+		mountSpec{Kind: mountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
+		mountSpec{Kind: mountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
+	)
+	for _, d := range devFiles {
+		if _, err := os.Stat(d); err == nil {
+			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: d, Dst: d, RW: true})
+		}
+	}
+	is.Mounts = append(is.Mounts,
+		mountSpec{Kind: mountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
+		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
+	)
+	// The profile's paths come after /tmp, so that paths below /tmp are
+	// mounted on the private tmpfs rather than hidden by it; parents first.
 	type pathRW struct {
 		p  string
 		rw bool
@@ -666,23 +684,7 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: u.p, Dst: u.p, RW: u.rw})
 		}
 	}
-	is.Mounts = append(is.Mounts,
-		mountSpec{Kind: mountBind, Src: workspace, Dst: "/workspace", RW: true},
-		mountSpec{Kind: mountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
-		mountSpec{Kind: mountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
-	)
-	for _, d := range devFiles {
-		if _, err := os.Stat(d); err == nil {
-			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: d, Dst: d, RW: true})
-		}
-	}
-	is.Mounts = append(is.Mounts,
-		mountSpec{Kind: mountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
-	)
+	is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: workspace, Dst: "/workspace", RW: true})
 	if is.Proxy != nil {
 		is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: filepath.Join(plat.scratch, "egress.sock"), Dst: proxySocketDst, RW: true})
 	}

@@ -32,16 +32,9 @@ func buildRoot(s *initSpec) error {
 			return err
 		}
 	}
-	for _, f := range s.Files {
-		p, err := inRoot(root, f.Path)
-		if err != nil {
+	for i, f := range s.Files {
+		if err := placeFile(root, f, i); err != nil {
 			return err
-		}
-		if err := mkdirInRoot(root, filepath.Dir(f.Path)); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, []byte(f.Data), 0o644); err != nil {
-			return fmt.Errorf("writing %s in the sandbox: %w", f.Path, err)
 		}
 	}
 	if err := mountProc(root); err != nil {
@@ -201,4 +194,38 @@ func mkfileInRoot(root, p string) error {
 		return fmt.Errorf("creating %s in the sandbox: %w", p, err)
 	}
 	return unix.Close(fd)
+}
+
+// placeFile writes a generated file (/etc/hosts, /etc/passwd, ...) into the
+// root. Where the profile exposes a host directory read-only at its place
+// (a profile with /etc), the file is written beside the root and bound over
+// the host's file, so the sandbox never sees the host's version.
+func placeFile(root string, f fileSpec, i int) error {
+	p, err := inRoot(root, f.Path)
+	if err != nil {
+		return err
+	}
+	if err := mkdirInRoot(root, filepath.Dir(f.Path)); err == nil {
+		if err := os.WriteFile(p, []byte(f.Data), 0o644); err == nil {
+			return nil
+		} else if !errors.Is(err, unix.EROFS) && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("writing %s in the sandbox: %w", f.Path, err)
+		}
+	}
+	gen := fmt.Sprintf("/run/warden/files/%d", i)
+	if err := mkdirInRoot(root, filepath.Dir(gen)); err != nil {
+		return err
+	}
+	src := filepath.Join(root, gen)
+	if err := os.WriteFile(src, []byte(f.Data), 0o644); err != nil {
+		return fmt.Errorf("writing %s in the sandbox: %w", f.Path, err)
+	}
+	if _, err := os.Lstat(p); err != nil {
+		// Nowhere to bind it: the exposed host directory lacks the file.
+		return nil
+	}
+	if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("placing %s in the sandbox: %w", f.Path, err)
+	}
+	return setMountAttr(p, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, false)
 }

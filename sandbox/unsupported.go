@@ -20,4 +20,5 @@ func (l *Launcher) start(context.Context, Spec, bool, bool) (*Process, error) {
 
 func (p *Process) killTree()  {}
 func (p *Process) terminate() {}
+
 type cgroupMounts struct{}
