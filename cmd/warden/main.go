@@ -14,9 +14,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/sandbox"
 )
 
 func main() {
+	sandbox.MaybeInit() // a sandbox's init re-executes this binary: it must run before anything else
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRoot().ExecuteContext(ctx)
 	stop()
@@ -70,6 +72,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 	root.PersistentFlags().StringVar(&a.controlPlane, "control-plane", "", "control-plane URL (default: from the credential or the data directory's warden.yaml)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
+		sandboxCmd(a),
 		versionCmd(),
 		inspectCmd(a),
 		initCmd(a),
