@@ -38,6 +38,7 @@ type Config struct {
 	Audit        Audit        `yaml:"audit,omitempty"`
 	Inspect      Inspect      `yaml:"inspect,omitempty"`
 	Sandbox      Sandbox      `yaml:"sandbox,omitempty"`
+	Gateway      Gateway      `yaml:"gateway"`
 }
 
 // ControlPlane configures the control-plane API server.
@@ -121,6 +122,7 @@ func (c *Config) applyDefaults() {
 	if c.Events.JSONL == "" {
 		c.Events.JSONL = "events.jsonl"
 	}
+	c.Gateway.applyDefaults()
 }
 
 // Validate checks the configuration for values Warden cannot run with, and
@@ -159,7 +161,7 @@ func (c *Config) Validate() error {
 	if id.AdminSVIDTTL <= 0 || id.AdminSVIDTTL > 90*24*time.Hour {
 		errs = append(errs, fmt.Errorf("identity.admin_svid_ttl %v: want more than 0 and at most 2160h (90 days)", id.AdminSVIDTTL))
 	}
-	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate())
+	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate(), c.Gateway.validate(c.Sandbox))
 	return errors.Join(errs...)
 }
 

@@ -76,7 +76,7 @@ type Server struct {
 	sink    events.Sink
 	log     *slog.Logger
 	loaders []Loader
-	certs   *serverCert
+	certs   *identity.CertSource
 	ready   atomic.Bool
 	handler http.Handler
 	routes  []route
@@ -98,7 +98,8 @@ func New(o Options) (*Server, error) {
 		id: o.Identity, verify: o.Identity.Verifier(), bundle: o.Bundle, sink: o.Events, log: o.Log,
 		grants: o.Grants, policy: o.Policy, authz: o.Authz,
 		loaders: []Loader{{Name: "identity registry", Load: o.Identity.Registry().Load}},
-		certs:   newServerCert(o.Identity.CA(), o.ServerNames, o.ServerIPs),
+		certs: identity.NewCertSource(o.Identity.CA(), ControlPlaneID(o.Identity.CA().TrustDomain()),
+			o.ServerNames, o.ServerIPs, serverCertTTL),
 	}
 	if o.Grants != nil {
 		s.loaders = append(s.loaders, Loader{Name: "tasks and revocations", Load: o.Grants.Load}, Loader{Name: "policy", Load: o.Policy.Load})
@@ -142,7 +143,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) TLSConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:     tls.VersionTLS13,
-		GetCertificate: s.certs.get,
+		GetCertificate: s.certs.GetCertificate,
 		ClientAuth:     tls.RequestClientCert,
 	}
 }

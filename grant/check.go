@@ -105,3 +105,37 @@ func (s *Service) proveBinding(g *Grant, c Call) error {
 func (s *Service) Reserve(ctx context.Context, ch *Checked) error {
 	return s.st.reserve(ctx, ch.keys)
 }
+
+// Visible checks a grant as Check does (token, agent, binding, task states)
+// and returns which tool ids it names at all, its own scope and every
+// ancestor's, argument constraints aside: tools/list shows an agent only
+// the tools its task could call.
+func (s *Service) Visible(ctx context.Context, c Call) (func(tool string) bool, *Grant, error) {
+	if c.Agent == nil {
+		return nil, nil, errorf(CodeInternal, "call has no verified caller")
+	}
+	g, err := s.ver.Verify(c.Token)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.Subject != c.Agent.ID.String() {
+		return nil, nil, errorf(CodeWrongAgent, "this grant was issued to %s, not to %s", g.Subject, c.Agent.ID)
+	}
+	if err := s.proveBinding(g, c); err != nil {
+		return nil, nil, err
+	}
+	if err := s.st.checkTasks(g.TaskChain()); err != nil {
+		return nil, nil, err
+	}
+	return func(tool string) bool {
+		if !g.scope.names(tool) {
+			return false
+		}
+		for _, p := range g.parents {
+			if !p.names(tool) {
+				return false
+			}
+		}
+		return true
+	}, g, nil
+}

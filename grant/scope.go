@@ -567,3 +567,13 @@ func symbols(g string) ([]symbol, error) {
 func entryCoveredBy(child Entry, parent Scope) bool {
 	return slices.ContainsFunc(parent, func(p Entry) bool { return covers(p.Tool, child.Tool) })
 }
+
+// names reports whether some entry's tool pattern matches tool.
+func (cs *compiledScope) names(tool string) bool {
+	for i := range cs.entries {
+		if ok, _ := path.Match(cs.entries[i].tool, tool); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -225,3 +225,6 @@ func (v *Verifier) Lookup(id spiffeid.ID, roles ...Role) (*Caller, error) {
 	c.Method, c.KeyThumbprint = "lookup", c.Record.KeyThumbprint
 	return c, nil
 }
+
+// Root returns the trust anchor the verifier checks X.509 chains against.
+func (v *Verifier) Root() *x509.Certificate { return v.roots.X509Authorities()[0] }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/credential"
 	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/internal/keyfile"
@@ -214,6 +216,7 @@ func initKeys(dir config.Dir, td spiffeid.TrustDomain, now time.Time, rep *InitR
 // identity service and event sink.
 type Deployment struct {
 	Dir      config.Dir
+	Gateway  *gateway.Gateway // set by NewGateway
 	Config   *config.Config
 	DB       *store.DB
 	Identity *identity.Service
@@ -308,13 +311,14 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 		return nil, fmt.Errorf("%s: the grant key must be Ed25519", dir.KeyFile(config.KeyGrant))
 	}
 	d.Grants, err = grant.NewService(ctx, grant.Settings{TrustDomain: td, Tier: cfg.Tier}, d.DB, edKey,
-		authz.MintPolicy{Policy: d.Policy}, d.Events, log, nil)
+		authz.MintPolicy{Policy: d.Policy, Labels: d.toolLabels}, d.Events, log, nil)
 	if err != nil {
 		return nil, err
 	}
 	d.Authz = authz.New(d.Grants, d.Policy, d.Events)
 	// A disabled or deleted agent keeps no access: its grants are revoked
-	// the moment the change is committed.
+	// the moment the change is committed, and the gateway drops its calls
+	// in flight and its sessions.
 	d.Identity.OnStatusChange(func(ctx context.Context, r identity.Record) {
 		if r.Role != identity.RoleAgent || r.Status == identity.StatusActive {
 			return
@@ -322,9 +326,51 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 		if _, err := d.Grants.RevokeAgent(ctx, "warden:identity", r.ID.String(), "agent "+string(r.Status)); err != nil {
 			log.Error("revoking the grants of a disabled agent failed; its calls still fail identity verification", "agent", r.ID, "err", err)
 		}
+		if gw := d.Gateway; gw != nil {
+			gw.DisconnectAgent(r.ID.String(), "agent "+string(r.Status))
+		}
 	})
 	ok = true
 	return d, nil
+}
+
+// toolLabels gives the grant service's mint-time policy check the risk
+// labels of the tools the gateway serves.
+func (d *Deployment) toolLabels(tool string) ([]string, bool) {
+	if d.Gateway == nil {
+		return nil, false
+	}
+	return d.Gateway.Labels(tool)
+}
+
+// GatewayCertTTL is the lifetime of the gateway's own certificate, re-issued
+// in memory at half-life.
+const GatewayCertTTL = 24 * time.Hour
+
+// NewGateway builds the MCP gateway over this deployment (not yet
+// connected: call Start). launch may be nil (plain processes).
+func (d *Deployment) NewGateway(launch gateway.Launcher) (*gateway.Gateway, error) {
+	host, _ := os.Hostname()
+	id, err := identity.NewID(d.Config.TrustDomainID(), identity.RoleGateway, identity.ServiceName(host))
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	if h, _, err := net.SplitHostPort(d.Config.Gateway.Listen); err == nil {
+		if ip := net.ParseIP(h); ip != nil && !ip.IsUnspecified() {
+			ips = append(ips, ip)
+		}
+	}
+	gw, err := gateway.New(gateway.Options{
+		Config: d.Config.Gateway, Identity: d.Identity.Verifier(), Grants: d.Grants, Authz: d.Authz, Policy: d.Policy,
+		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch,
+		Certs: identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.Gateway = gw
+	return gw, nil
 }
 
 func loadCert(path string) (*x509.Certificate, error) {

@@ -1,0 +1,348 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/spiffe/go-spiffe/v2/bundle/x509bundle"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/warden-run/warden/authz"
+	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/grant"
+	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/policy"
+)
+
+// Headers agents send.
+const (
+	// HeaderGrant carries the task grant.
+	HeaderGrant = "Warden-Grant"
+	// HeaderDPoP carries a DPoP proof (RFC 9449) when the agent
+	// authenticates with a JWT-SVID (Authorization: Bearer) rather than mTLS.
+	HeaderDPoP = "DPoP"
+	// headerInternal carries, from the HTTP layer to the MCP handlers of the
+	// same request, the key of what the HTTP layer verified. Any value an
+	// agent sends is removed first.
+	headerInternal = "Warden-Internal-Request"
+)
+
+// Policy is what the gateway asks organisation policy beyond single calls:
+// whether a tool is worth listing to an agent at all.
+type Policy interface {
+	Precheck(ctx context.Context, req policy.Request) policy.Decision
+}
+
+// Options configure a Gateway.
+type Options struct {
+	Config   config.Gateway
+	Identity *identity.Verifier
+	Grants   *grant.Service
+	Authz    *authz.Point
+	Policy   Policy
+	Events   events.Sink
+	Log      *slog.Logger
+	// Certs is the gateway's own TLS certificate (an X.509-SVID of role
+	// gateway).
+	Certs *identity.CertSource
+	// Launch builds stdio upstream commands; nil means PlainLauncher.
+	Launch Launcher
+	// URL is the address agents use, for DPoP's htu (default
+	// https://<listen>/mcp).
+	URL string
+	// Stages, when set, replace the default pipeline (tests; later issues
+	// add inspection stages).
+	Stages []Stage
+}
+
+// Gateway is the MCP gateway.
+type Gateway struct {
+	cfg      config.Gateway
+	td       spiffeid.TrustDomain
+	verify   *identity.Verifier
+	grants   *grant.Service
+	authz    *authz.Point
+	policy   Policy
+	sink     events.Sink
+	log      *slog.Logger
+	certs    *identity.CertSource
+	launch   Launcher
+	url      string
+	audience string
+	stages   []Stage
+	roots    *x509bundle.Bundle
+
+	ups     map[string]*upstream
+	order   []string // upstream names, sorted
+	agg     *mcp.Server
+	per     map[string]*mcp.Server
+	catalog atomic.Pointer[map[string]*Tool]
+	syncMu  sync.Mutex
+	exposed map[*mcp.Server]map[string]bool // tool names registered on each server
+
+	handler  http.Handler
+	requests sync.Map // internal request key -> *requestAuth
+	sessions *sessions
+	jwts     *jwtCache
+	progress sync.Map // gateway progress token -> progressRoute
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New builds a gateway. It connects to nothing until Start.
+func New(o Options) (*Gateway, error) {
+	if o.Identity == nil || o.Grants == nil || o.Authz == nil || o.Policy == nil || o.Events == nil || o.Certs == nil {
+		return nil, errors.New("gateway needs identity, grants, the decision point, policy, an event sink and a certificate")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Launch == nil {
+		o.Launch = PlainLauncher
+	}
+	if o.URL == "" {
+		o.URL = "https://" + o.Config.Listen + "/mcp"
+	}
+	g := &Gateway{
+		cfg: o.Config, td: o.Certs.ID().TrustDomain(), verify: o.Identity, grants: o.Grants, authz: o.Authz, policy: o.Policy,
+		sink: o.Events, log: o.Log, certs: o.Certs, launch: o.Launch, url: o.URL, audience: o.Certs.ID().String(),
+		ups: map[string]*upstream{}, per: map[string]*mcp.Server{}, exposed: map[*mcp.Server]map[string]bool{},
+		sessions: newSessions(), jwts: newJWTCache(),
+	}
+	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
+	g.stages = o.Stages
+	if g.stages == nil {
+		g.stages = DefaultStages()
+	}
+	empty := map[string]*Tool{}
+	g.catalog.Store(&empty)
+	impl := &mcp.Implementation{Name: "warden-gateway", Title: "Warden gateway", Version: "1"}
+	g.agg = g.newServer(impl, "")
+	for _, u := range o.Config.Upstreams {
+		g.ups[u.Name] = newUpstream(g, u)
+		g.order = append(g.order, u.Name)
+		if o.Config.PerUpstreamEndpoints {
+			g.per[u.Name] = g.newServer(impl, u.Name)
+		}
+	}
+	sort.Strings(g.order)
+	mux := http.NewServeMux()
+	opts := &mcp.StreamableHTTPOptions{MaxRequestBodyBytes: o.Config.MaxMessageBytes, Logger: o.Log}
+	mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.agg }, opts))
+	for name, s := range g.per {
+		mux.Handle("/mcp/"+name, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts))
+	}
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
+	g.handler = g.authenticateHTTP(mux)
+	return g, nil
+}
+
+func (g *Gateway) newServer(impl *mcp.Implementation, upstream string) *mcp.Server {
+	s := mcp.NewServer(impl, &mcp.ServerOptions{
+		Instructions: "Tools are served through Warden: every call is checked against your task's grant and the organisation's policy. A refused call returns an error result whose _meta[\"warden.dev/decision\"] says why.",
+		HasTools:     true,
+		Logger:       g.log,
+	})
+	s.AddReceivingMiddleware(g.middleware(upstream))
+	return s
+}
+
+// Start connects to every upstream (waiting up to ctx for the first
+// attempt of each) and keeps them connected until Close.
+func (g *Gateway) Start(ctx context.Context) {
+	g.ctx, g.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	g.grants.OnRevoke(g.onRevoke)
+	var firsts []chan struct{}
+	for _, name := range g.order {
+		u := g.ups[name]
+		first := make(chan struct{})
+		firsts = append(firsts, first)
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			u.supervise(g.ctx, first)
+		}()
+	}
+	for _, f := range firsts {
+		select {
+		case <-f:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Close disconnects the upstreams (killing stdio servers) and ends sessions.
+func (g *Gateway) Close() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	for _, u := range g.ups {
+		u.close()
+	}
+	g.sessions.closeAll()
+	g.wg.Wait()
+}
+
+// Handler is the gateway's HTTP handler (behind TLS).
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// TLSConfig is the gateway's TLS configuration: its own certificate, TLS
+// 1.3, client certificates requested and verified per request by the
+// handler (so a refusal carries its reason).
+func (g *Gateway) TLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: g.certs.GetCertificate, ClientAuth: tls.RequestClientCert}
+}
+
+// Serve serves agents on ln until ctx ends, then shuts down gracefully.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           g.handler,
+		TLSConfig:         g.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ConnContext:       withConnState,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ServeTLS(ln, "", "") }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway stopped: %w", err)
+	case <-ctx.Done():
+	}
+	g.sessions.closeAll() // ends the streams so that Shutdown need not wait on them
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+// syncCatalog rebuilds the catalog from the upstreams' tools and registers
+// the changes on the MCP servers, which notify sessions (tools/list_changed).
+func (g *Gateway) syncCatalog() {
+	g.syncMu.Lock()
+	defer g.syncMu.Unlock()
+	cat := map[string]*Tool{}
+	byServer := map[string][]*Tool{}
+	for _, name := range g.order {
+		u := g.ups[name]
+		u.mu.RLock()
+		for _, t := range u.tools {
+			cat[t.ID] = t
+			byServer[name] = append(byServer[name], t)
+		}
+		u.mu.RUnlock()
+	}
+	g.catalog.Store(&cat)
+	g.expose(g.agg, cat, func(t *Tool) string { return t.ID })
+	for name, s := range g.per {
+		m := map[string]*Tool{}
+		for _, t := range byServer[name] {
+			m[t.ID] = t
+		}
+		g.expose(s, m, func(t *Tool) string { return t.Name })
+	}
+}
+
+// expose makes server s serve exactly tools, each under name(t).
+func (g *Gateway) expose(s *mcp.Server, tools map[string]*Tool, name func(*Tool) string) {
+	want := map[string]*Tool{}
+	for _, t := range tools {
+		want[name(t)] = t
+	}
+	have := g.exposed[s]
+	var gone []string
+	for n := range have {
+		if _, ok := want[n]; !ok {
+			gone = append(gone, n)
+		}
+	}
+	if len(gone) > 0 {
+		s.RemoveTools(gone...)
+	}
+	next := map[string]bool{}
+	for n, t := range want {
+		mt := *t.Upstream
+		mt.Name = n
+		id := t.ID
+		if err := addTool(s, &mt, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return g.callTool(ctx, req, id)
+		}); err != nil {
+			g.log.Error("tool not served", "tool", id, "err", err)
+			continue
+		}
+		next[n] = true
+	}
+	g.exposed[s] = next
+}
+
+// addTool registers a tool, turning the SDK's panic on a malformed tool
+// (which checkUpstreamTool should have refused) into an error.
+func addTool(s *mcp.Server, t *mcp.Tool, h mcp.ToolHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("refused by the MCP server: %v", r)
+		}
+	}()
+	s.AddTool(t, h)
+	return nil
+}
+
+// tool returns the catalog entry of a tool id.
+func (g *Gateway) tool(id string) (*Tool, bool) {
+	t, ok := (*g.catalog.Load())[id]
+	return t, ok
+}
+
+// Tools returns the catalog, sorted by id.
+func (g *Gateway) Tools() []*Tool {
+	cat := *g.catalog.Load()
+	out := make([]*Tool, 0, len(cat))
+	for _, t := range cat {
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b *Tool) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Labels returns the risk labels of a tool the gateway serves, for the
+// grant service's mint-time check.
+func (g *Gateway) Labels(id string) ([]string, bool) {
+	t, ok := g.tool(id)
+	if !ok {
+		return nil, false
+	}
+	return t.Labels, true
+}
+
+func randomKey() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

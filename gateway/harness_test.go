@@ -1,0 +1,246 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/gateway"
+	"github.com/warden-run/warden/grant"
+	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/internal/demotools"
+	"github.com/warden-run/warden/internal/setup"
+	"github.com/warden-run/warden/policy"
+)
+
+// TestMain lets the test binary serve a demo tool over stdio, so that stdio
+// upstreams are real child processes: WARDEN_TEST_STDIO=<name>.
+func TestMain(m *testing.M) {
+	if name := os.Getenv("WARDEN_TEST_STDIO"); name != "" {
+		s, err := demotools.New(name)
+		if err != nil {
+			os.Exit(2)
+		}
+		if os.Getenv("WARDEN_TEST_CRASH") == "1" {
+			go func() { time.Sleep(300 * time.Millisecond); os.Exit(3) }()
+		}
+		_ = s.Run(context.Background(), &mcp.StdioTransport{})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var ctx = context.Background()
+
+const testPolicy = `
+@id("demo-agents")
+permit (principal, action == Action::"call", resource)
+when { resource.server == "files" || resource.server == "payments" || resource.server == "email" || resource.server == "slow" };
+
+@id("no-deletions")
+forbid (principal, action == Action::"call", resource)
+when { resource.labels.contains("destructive") };
+`
+
+// env is a deployment with a running gateway in front of demo upstreams.
+type env struct {
+	d      *setup.Deployment
+	gw     *gateway.Gateway
+	url    string
+	roots  []*x509.Certificate
+	cancel context.CancelFunc
+}
+
+type agentCred struct {
+	rec  *identity.Record
+	key  *ecdsa.PrivateKey
+	cert tls.Certificate
+}
+
+// httpUpstream serves a demo tool server over streamable HTTP.
+func httpUpstream(t *testing.T, name string) string {
+	t.Helper()
+	s, err := demotools.New(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// stdioUpstream runs a demo tool server as a child process (this binary).
+func stdioUpstream(name string, crash bool) *config.StdioUpstream {
+	exe, _ := os.Executable()
+	env := map[string]string{"WARDEN_TEST_STDIO": name}
+	if crash {
+		env["WARDEN_TEST_CRASH"] = "1"
+	}
+	return &config.StdioUpstream{Command: exe, Args: []string{"-test.run=^$"}, Env: env}
+}
+
+func start(t *testing.T, ups []config.Upstream, mutate func(*config.Gateway)) *env {
+	t.Helper()
+	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
+	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := config.Load(dir.Config())
+	cfg.Gateway.Listen = ln.Addr().String()
+	cfg.Gateway.Upstreams = ups
+	cfg.Gateway.CallTimeout = 3 * time.Second
+	if mutate != nil {
+		mutate(&cfg.Gateway)
+	}
+	if err := cfg.Save(dir.Config()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := setup.Open(ctx, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	for _, load := range []func(context.Context) error{d.Identity.Registry().Load, d.Grants.Load, d.Policy.Load} {
+		if err := load(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Policy.Apply(ctx, "test.cedar", []byte(testPolicy), policy.Meta{By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := d.NewGateway(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	gw.Start(sctx)
+	done := make(chan struct{})
+	go func() { _ = gw.Serve(sctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); gw.Close(); <-done })
+	return &env{d: d, gw: gw, url: "https://" + ln.Addr().String() + "/mcp", roots: []*x509.Certificate{d.Identity.CA().Root()}, cancel: cancel}
+}
+
+// agent registers and enrols an agent directly with the identity service.
+func (e *env) agent(t *testing.T, name string) *agentCred {
+	t.Helper()
+	_, tok, err := e.d.Identity.Register(ctx, "test", identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "ops@example.org", Model: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	chain, err := e.d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := e.d.Identity.Get(ctx, identity.RoleAgent, name)
+	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return &agentCred{rec: rec, key: key, cert: c}
+}
+
+// grantFor opens a task for the agent.
+func (e *env) grantFor(t *testing.T, a *agentCred, scope string, budget int) (*grant.Task, string) {
+	t.Helper()
+	var sc grant.Scope
+	if err := jsonUnmarshal(scope, &sc); err != nil {
+		t.Fatal(err)
+	}
+	task, tok, err := e.d.Grants.Open(ctx, grant.OpenRequest{Grantee: a.rec, Requester: "test", Intent: "pay invoice INV-42", Scope: sc, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return task, tok
+}
+
+// client connects to the gateway as the agent over mTLS with the grant.
+func (e *env) client(t *testing.T, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
+	t.Helper()
+	return e.clientAt(t, e.url, a, grantTok)
+}
+
+func (e *env) clientAt(t *testing.T, endpoint string, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
+	t.Helper()
+	pool := x509.NewCertPool()
+	for _, r := range e.roots {
+		pool.AddCert(r)
+	}
+	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}
+	if a != nil {
+		tc.Certificates = []tls.Certificate{a.cert}
+	}
+	hc := &http.Client{Transport: &headerTransport{h: map[string]string{gateway.HeaderGrant: grantTok}, next: &http.Transport{TLSClientConfig: tc}}}
+	c := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1"}, nil)
+	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
+	if err == nil {
+		t.Cleanup(func() { cs.Close() })
+	}
+	return cs, err
+}
+
+type headerTransport struct {
+	h    map[string]string
+	next http.RoundTripper
+}
+
+func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range t.h {
+		if v != "" {
+			r.Header.Set(k, v)
+		}
+	}
+	return t.next.RoundTrip(r)
+}
+
+func toolNames(t *testing.T, cs *mcp.ClientSession) []string {
+	t.Helper()
+	var out []string
+	for tool, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, tool.Name)
+	}
+	return out
+}
+
+// decision returns the code of a refused result, or "" for a success.
+func decision(t *testing.T, r *mcp.CallToolResult) string {
+	t.Helper()
+	if !r.IsError {
+		return ""
+	}
+	d, ok := r.Meta[gateway.MetaDecision].(map[string]any)
+	if !ok {
+		return "error-without-decision"
+	}
+	return d["code"].(string)
+}
+
+func mustURL(s string) *url.URL {
+	u, _ := url.Parse(s)
+	return u
+}

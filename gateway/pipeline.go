@@ -1,0 +1,364 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/authz"
+	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/grant"
+	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/policy"
+)
+
+// MetaDecision is the _meta key under which a refused call's result carries
+// the machine-readable decision: {"allow", "code", "stage", "reasons", ...}.
+const MetaDecision = "warden.dev/decision"
+
+// Call is one tool call on its way through the pipeline: the request
+// context every stage reads and adds to.
+type Call struct {
+	Ctx      context.Context
+	Tool     *Tool
+	Args     json.RawMessage
+	Caller   *identity.Caller
+	Decision authz.Decision // set by the authorize stage
+	Result   *mcp.CallToolResult
+	Started  time.Time
+
+	g       *Gateway
+	auth    *requestAuth
+	session *session
+	req     *mcp.CallToolRequest
+	id      string // this call's id, for taint sources and events
+}
+
+// ID returns the call's id.
+func (c *Call) ID() string { return c.id }
+
+// Tainted reports whether the session has ingested untrusted content.
+func (c *Call) Tainted() bool {
+	c.session.mu.Lock()
+	defer c.session.mu.Unlock()
+	return len(c.session.taint) > 0
+}
+
+// Denial stops a call: its stage, a stable code, and the reasons.
+type Denial struct {
+	Stage   string
+	Code    string
+	Message string
+	Reasons []authz.Reason
+}
+
+// Stage is one step of the pipeline. It returns a Denial to stop the call;
+// a stage that cannot make its check denies (fails closed).
+type Stage struct {
+	Name string
+	Run  func(*Call) *Denial
+}
+
+// DefaultStages is the pipeline: authenticate, authorize (grant, then
+// policy), forward upstream, and take note of untrusted output. Inspection
+// stages go between them (outbound before upstream, inbound after).
+func DefaultStages() []Stage {
+	return []Stage{
+		{Name: "authenticate", Run: stageAuthenticate},
+		{Name: "authorize", Run: stageAuthorize},
+		{Name: "upstream", Run: stageUpstream},
+		{Name: "taint", Run: stageTaint},
+	}
+}
+
+// stageAuthenticate checks, once more at the moment of the call, that the
+// caller was authenticated on this request and is still active.
+func stageAuthenticate(c *Call) *Denial {
+	if c.auth == nil || c.Caller == nil {
+		return &Denial{Code: "unauthenticated", Message: "the request was not authenticated"}
+	}
+	if _, err := c.g.verify.Lookup(c.Caller.ID, identity.RoleAgent); err != nil {
+		code := string(identity.CodeOf(err))
+		return &Denial{Code: code, Message: err.Error(), Reasons: []authz.Reason{{Source: "identity", Code: code, Message: err.Error()}}}
+	}
+	return nil
+}
+
+// stageAuthorize asks the decision point: the task's grant and policy.
+func stageAuthorize(c *Call) *Denial {
+	c.Decision = c.g.authz.Authorize(c.Ctx, authz.Request{
+		Call: grant.Call{Agent: c.Caller, Token: c.auth.grant, Tool: c.Tool.ID, Args: c.Args,
+			MTLS: c.auth.mtls, DPoP: c.auth.dpop, Method: c.auth.method, URL: c.auth.url},
+		Tool:    c.Tool.Policy(),
+		Session: c.sessionFacts(),
+	})
+	if c.Decision.Allow {
+		return nil
+	}
+	msg := c.Decision.Code
+	for _, r := range c.Decision.Reasons {
+		if r.Code == c.Decision.Code {
+			msg = r.Message
+			break
+		}
+	}
+	return &Denial{Code: c.Decision.Code, Message: msg, Reasons: c.Decision.Reasons}
+}
+
+func (c *Call) sessionFacts() policy.Session {
+	c.session.mu.Lock()
+	defer c.session.mu.Unlock()
+	return policy.Session{ID: c.session.id, Tainted: len(c.session.taint) > 0, TaintSources: append([]string(nil), c.session.taint...)}
+}
+
+var (
+	errRevoked = errors.New("the task's grant was revoked")
+	errTimeout = errors.New("the upstream did not answer in time")
+)
+
+// stageUpstream forwards the call. It can be cancelled by the agent, by a
+// timeout, or by the revocation of the task (or an ancestor) in flight.
+func stageUpstream(c *Call) *Denial {
+	u := c.g.ups[c.Tool.Server]
+	cs, err := u.session()
+	if err != nil {
+		return c.upstreamFailed("upstream_unavailable", fmt.Sprintf("%s is unavailable: %v", c.Tool.Server, err))
+	}
+	ctx, cancel := context.WithCancelCause(c.Ctx)
+	defer cancel(nil)
+	ctx, cancelT := context.WithTimeoutCause(ctx, u.timeout(), errTimeout)
+	defer cancelT()
+	untrack := c.session.track(&inflightCall{agent: c.Caller.ID.String(), tasks: c.tasks(), cancel: cancel})
+	defer untrack()
+
+	params := &mcp.CallToolParams{Name: c.Tool.Name, Arguments: c.Args}
+	if tok := c.req.Params.GetProgressToken(); tok != nil {
+		fwd := "warden-" + randomKey()
+		c.g.progress.Store(fwd, progressRoute{ss: c.req.Session, token: tok})
+		defer c.g.progress.Delete(fwd)
+		params.SetProgressToken(fwd)
+	}
+	res, err := cs.CallTool(ctx, params)
+	if err != nil {
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errRevoked):
+			return &Denial{Code: string(grant.CodeRevoked), Message: "the call was cancelled in flight: " + cause.Error()}
+		case errors.Is(cause, errTimeout):
+			return c.upstreamFailed("upstream_timeout", fmt.Sprintf("%s did not answer within %v", c.Tool.ID, u.timeout()))
+		case c.Ctx.Err() != nil:
+			return &Denial{Code: "cancelled", Message: "the agent cancelled the call"}
+		}
+		return c.upstreamFailed("upstream_error", fmt.Sprintf("%s failed: %v", c.Tool.ID, err))
+	}
+	c.Result = res
+	return nil
+}
+
+func (c *Call) tasks() []string {
+	if c.Decision.Checked != nil {
+		return c.Decision.Checked.Grant.TaskChain()
+	}
+	return nil
+}
+
+// upstreamFailed records a failed forward and turns it into a denial result.
+func (c *Call) upstreamFailed(code, msg string) *Denial {
+	e := events.New(events.ClassAPIActivity, 99, "gateway")
+	e.ActivityName = "Other"
+	e.StatusID, e.SeverityID, e.StatusCode, e.StatusDetail = events.StatusFailure, events.SeverityLow, code, msg
+	e.Message = "tool call failed upstream"
+	e.Metadata.CorrelationUID = c.Decision.Task
+	e.Actor = &events.Actor{User: &events.User{UID: c.Caller.ID.String(), Name: c.Caller.Name, Type: "agent"}, Session: &events.Session{UID: c.session.id}}
+	e.Warden = &events.Warden{Agent: c.Caller.ID.String(), Task: c.Decision.Task, Grant: c.Decision.Grant, Tool: c.Tool.ID, Reason: code,
+		Attrs: map[string]string{"call": c.id}}
+	if err := c.g.sink.Emit(context.WithoutCancel(c.Ctx), e); err != nil {
+		c.g.log.Error("could not record a failed upstream call", "err", err)
+	}
+	return &Denial{Code: code, Message: msg}
+}
+
+// stageTaint marks the session tainted when it ingests the output of a tool
+// labelled untrusted_output: from now on, policy sees session.tainted.
+func stageTaint(c *Call) *Denial {
+	if c.Result != nil && c.Tool.HasLabel(policy.LabelUntrustedOutput) {
+		c.session.mu.Lock()
+		if len(c.session.taint) < 256 {
+			c.session.taint = append(c.session.taint, c.Tool.ID+"#"+c.id)
+		}
+		c.session.mu.Unlock()
+	}
+	return nil
+}
+
+// progressRoute maps a progress token the gateway sent upstream back to the
+// agent's session and token.
+type progressRoute struct {
+	ss    *mcp.ServerSession
+	token any
+}
+
+func (g *Gateway) forwardProgress(ctx context.Context, p *mcp.ProgressNotificationParams) {
+	tok, ok := p.ProgressToken.(string)
+	if !ok {
+		return
+	}
+	v, ok := g.progress.Load(tok)
+	if !ok {
+		return
+	}
+	r := v.(progressRoute)
+	_ = r.ss.NotifyProgress(ctx, &mcp.ProgressNotificationParams{ProgressToken: r.token, Progress: p.Progress, Total: p.Total, Message: p.Message})
+}
+
+// callTool runs one tools/call through the pipeline.
+func (g *Gateway) callTool(ctx context.Context, req *mcp.CallToolRequest, id string) (*mcp.CallToolResult, error) {
+	ra := g.requestAuth(req.Extra)
+	if ra == nil {
+		return nil, errors.New("unauthenticated request")
+	}
+	t, ok := g.tool(id)
+	if !ok {
+		return nil, fmt.Errorf("tool %s is no longer served", id)
+	}
+	c := &Call{Ctx: ctx, Tool: t, Args: req.Params.Arguments, Caller: ra.caller, Started: time.Now(),
+		g: g, auth: ra, session: g.sessions.get(req.Session, ra.caller.ID.String()), req: req, id: randomKey()[:16]}
+	for _, s := range g.stages {
+		if d := s.Run(c); d != nil {
+			if d.Stage == "" {
+				d.Stage = s.Name
+			}
+			if d.Code == "cancelled" {
+				return nil, ctx.Err()
+			}
+			return denialResult(c, d), nil
+		}
+	}
+	if c.Result == nil {
+		// A pipeline without an upstream stage forwards nothing.
+		return denialResult(c, &Denial{Stage: "pipeline", Code: "not_forwarded", Message: "no stage forwarded the call"}), nil
+	}
+	return c.Result, nil
+}
+
+// denialResult is a refused call as the agent sees it: a tool result with
+// isError, a sentence for the model and the decision in _meta for code.
+func denialResult(c *Call, d *Denial) *mcp.CallToolResult {
+	reasons := d.Reasons
+	if reasons == nil {
+		reasons = []authz.Reason{{Source: d.Stage, Code: d.Code, Message: d.Message}}
+	}
+	dec := map[string]any{"allow": false, "code": d.Code, "stage": d.Stage, "tool": c.Tool.ID, "reasons": reasons}
+	if c.Decision.Task != "" {
+		dec["task"] = c.Decision.Task
+	}
+	if len(c.Decision.Policies) > 0 {
+		dec["policies"] = c.Decision.Policies
+	}
+	return &mcp.CallToolResult{
+		IsError: true,
+		Content: []mcp.Content{&mcp.TextContent{Text: fmt.Sprintf("Warden refused %s (%s): %s", c.Tool.ID, d.Code, d.Message)}},
+		Meta:    mcp.Meta{MetaDecision: dec},
+	}
+}
+
+// requestAuth returns what the HTTP layer verified for this request.
+func (g *Gateway) requestAuth(extra *mcp.RequestExtra) *requestAuth {
+	if extra == nil || extra.Header == nil {
+		return nil
+	}
+	v, ok := g.requests.Load(extra.Header.Get(headerInternal))
+	if !ok {
+		return nil
+	}
+	return v.(*requestAuth)
+}
+
+// middleware filters tools/list down to what the caller's grant names and
+// policy does not rule out, for the server fronting upstream (all when "").
+func (g *Gateway) middleware(upstream string) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return g.filterList(upstream, next)
+	}
+}
+
+func (g *Gateway) filterList(upstream string, next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "tools/list" {
+			return next(ctx, method, req)
+		}
+		res, err := next(ctx, method, req)
+		if err != nil {
+			return nil, err
+		}
+		lr, ok := res.(*mcp.ListToolsResult)
+		if !ok {
+			return res, nil
+		}
+		lr.Tools = g.visibleTools(ctx, upstream, g.requestAuth(req.GetExtra()), lr.Tools)
+		return lr, nil
+	}
+}
+
+// visibleTools keeps the tools a caller's task could call: named by its
+// grant (and every ancestor's) and not ruled out by policy whatever the
+// arguments. Without a valid grant an agent sees nothing.
+func (g *Gateway) visibleTools(ctx context.Context, upstream string, ra *requestAuth, listed []*mcp.Tool) []*mcp.Tool {
+	if ra == nil {
+		return []*mcp.Tool{}
+	}
+	visible, gr, err := g.grants.Visible(ctx, grant.Call{Agent: ra.caller, Token: ra.grant, MTLS: ra.mtls, DPoP: ra.dpop, Method: ra.method, URL: ra.url})
+	if err != nil {
+		g.log.Debug("tools/list with no usable grant", "agent", ra.caller.ID, "err", err)
+		return []*mcp.Tool{}
+	}
+	agent := policy.Agent{Name: ra.caller.Name, SPIFFEID: ra.caller.ID.String()}
+	if r := ra.caller.Record; r != nil {
+		agent.Owner, agent.Model, agent.Tier, agent.Labels = r.Owner, r.Model, r.Tier.String(), r.Labels
+	}
+	task := policy.Task{ID: gr.Task, Intent: gr.Intent, Ancestors: gr.TaskChain()[1:]}
+	out := make([]*mcp.Tool, 0, len(listed))
+	for _, mt := range listed {
+		id := mt.Name
+		if upstream != "" {
+			id = toolID(upstream, mt.Name)
+		}
+		t, ok := g.tool(id)
+		if !ok || !visible(t.ID) {
+			continue
+		}
+		if d := g.policy.Precheck(ctx, policy.Request{Agent: agent, Action: policy.Call, Target: t.Policy(), Task: task}); !d.Allow {
+			continue
+		}
+		out = append(out, mt)
+	}
+	return out
+}
+
+// onRevoke cancels the calls in flight under the revoked tasks.
+func (g *Gateway) onRevoke(_ context.Context, rev grant.Revocation) {
+	revoked := map[string]bool{}
+	for _, t := range rev.Tasks {
+		revoked[t] = true
+	}
+	n := g.sessions.cancelWhere(func(c *inflightCall) bool {
+		for _, t := range c.tasks {
+			if revoked[t] {
+				return true
+			}
+		}
+		return false
+	}, fmt.Errorf("%w (%s)", errRevoked, rev.Reason), "")
+	if n > 0 {
+		g.log.Info("cancelled calls in flight under revoked tasks", "calls", n, "reason", rev.Reason)
+	}
+}
+
+// DisconnectAgent cancels an agent's calls in flight and closes its
+// sessions: for an agent that was just disabled or deleted.
+func (g *Gateway) DisconnectAgent(agent, reason string) {
+	g.sessions.cancelWhere(func(c *inflightCall) bool { return c.agent == agent }, fmt.Errorf("%w (%s)", errRevoked, reason), agent)
+}

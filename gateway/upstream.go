@@ -1,0 +1,321 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/config"
+)
+
+// Launcher builds the command of a stdio upstream. The default runs it with
+// nothing of Warden's environment but PATH; the sandbox provides one that
+// confines it.
+type Launcher func(ctx context.Context, name string, s *config.StdioUpstream) (*exec.Cmd, error)
+
+// PlainLauncher starts a stdio upstream as a child process in its own
+// process group (so its whole tree can be killed), with an explicit
+// environment: PATH and what the upstream's configuration sets.
+func PlainLauncher(_ context.Context, _ string, s *config.StdioUpstream) (*exec.Cmd, error) {
+	cmd := exec.Command(s.Command, s.Args...)
+	cmd.Dir = s.Dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range s.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
+}
+
+// maxUpstreamTools bounds how many tools one upstream may list.
+const maxUpstreamTools = 4096
+
+// conn is one live client session with an upstream.
+type conn struct {
+	cs   *mcp.ClientSession
+	cmd  *exec.Cmd // stdio only
+	done chan struct{}
+}
+
+// close ends the session and, for a stdio upstream, kills its whole
+// process group if it does not exit on its own.
+func (c *conn) close() {
+	_ = c.cs.Close()
+	if c.cmd != nil && c.cmd.Process != nil {
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// upstream is one configured MCP server: its shared connection (supervised:
+// restarted with backoff when it dies) and the tools it lists.
+type upstream struct {
+	cfg    config.Upstream
+	g      *Gateway
+	log    *slog.Logger
+	client *mcp.Client
+
+	mu    sync.RWMutex
+	cur   *conn
+	down  error // why there is no connection
+	tools []*Tool
+}
+
+func newUpstream(g *Gateway, cfg config.Upstream) *upstream {
+	u := &upstream{cfg: cfg, g: g, log: g.log.With("upstream", cfg.Name), down: errors.New("not connected yet")}
+	u.client = mcp.NewClient(&mcp.Implementation{Name: "warden-gateway", Version: "1"}, &mcp.ClientOptions{
+		ToolListChangedHandler: func(ctx context.Context, _ *mcp.ToolListChangedRequest) {
+			go u.refresh(context.WithoutCancel(ctx))
+		},
+		ProgressNotificationHandler: func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
+			g.forwardProgress(ctx, r.Params)
+		},
+		LoggingMessageHandler: func(_ context.Context, r *mcp.LoggingMessageRequest) {
+			u.log.Debug("upstream log", "level", r.Params.Level, "data", r.Params.Data)
+		},
+	})
+	return u
+}
+
+func (u *upstream) timeout() time.Duration {
+	if u.cfg.CallTimeout > 0 {
+		return u.cfg.CallTimeout
+	}
+	return u.g.cfg.CallTimeout
+}
+
+// connect opens a new client session with the upstream.
+func (u *upstream) connect(ctx context.Context) (*conn, error) {
+	var t mcp.Transport
+	var cmd *exec.Cmd
+	switch {
+	case u.cfg.Stdio != nil:
+		var err error
+		if cmd, err = u.g.launch(ctx, u.cfg.Name, u.cfg.Stdio); err != nil {
+			return nil, fmt.Errorf("launching %s: %w", u.cfg.Name, err)
+		}
+		if cmd.Stderr == nil {
+			cmd.Stderr = &logWriter{log: u.log}
+		}
+		t = &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}
+	case u.cfg.HTTP != nil:
+		t = &mcp.StreamableClientTransport{Endpoint: u.cfg.HTTP.URL, HTTPClient: headerClient(u.cfg.HTTP.Headers), MaxRetries: 1}
+	case u.cfg.SSE != nil:
+		t = &mcp.SSEClientTransport{Endpoint: u.cfg.SSE.URL, HTTPClient: headerClient(u.cfg.SSE.Headers)}
+	default:
+		return nil, errors.New("upstream has no transport")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cs, err := u.client.Connect(cctx, t, nil)
+	if err != nil {
+		if cmd != nil && cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w", u.cfg.Name, err)
+	}
+	c := &conn{cs: cs, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cs.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+// supervise keeps the shared connection up until ctx ends: connect, list
+// tools, wait for the connection to end, back off, again.
+func (u *upstream) supervise(ctx context.Context, firstDone chan<- struct{}) {
+	backoff := 200 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		c, err := u.connect(ctx)
+		if err == nil {
+			err = u.setConn(ctx, c)
+		}
+		if first {
+			first = false
+			close(firstDone)
+		}
+		if err != nil {
+			u.setDown(err)
+			u.log.Error("upstream unavailable; retrying", "err", err, "retry_in", backoff)
+		} else {
+			backoff = 200 * time.Millisecond
+			select {
+			case <-ctx.Done():
+				c.close()
+				return
+			case <-c.done:
+			}
+			reason := exitReason(c)
+			u.setDown(fmt.Errorf("%s stopped: %s", u.cfg.Name, reason))
+			c.close()
+			u.log.Error("upstream stopped; restarting", "reason", reason, "retry_in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func exitReason(c *conn) string {
+	if c.cmd == nil {
+		return "connection closed"
+	}
+	_ = c.cmd.Wait()
+	if st := c.cmd.ProcessState; st != nil {
+		return st.String()
+	}
+	return "process ended"
+}
+
+func (u *upstream) setConn(ctx context.Context, c *conn) error {
+	tools, err := u.listTools(ctx, c.cs)
+	if err != nil {
+		c.close()
+		return err
+	}
+	u.mu.Lock()
+	u.cur, u.down, u.tools = c, nil, tools
+	u.mu.Unlock()
+	u.g.syncCatalog()
+	u.log.Info("upstream connected", "tools", len(tools))
+	return nil
+}
+
+func (u *upstream) setDown(err error) {
+	u.mu.Lock()
+	u.cur, u.down = nil, err
+	u.mu.Unlock()
+}
+
+// refresh re-lists the tools after the upstream said they changed.
+func (u *upstream) refresh(ctx context.Context) {
+	u.mu.RLock()
+	c := u.cur
+	u.mu.RUnlock()
+	if c == nil {
+		return
+	}
+	tools, err := u.listTools(ctx, c.cs)
+	if err != nil {
+		u.log.Error("re-listing tools failed", "err", err)
+		return
+	}
+	u.mu.Lock()
+	u.tools = tools
+	u.mu.Unlock()
+	u.g.syncCatalog()
+}
+
+// listTools lists every tool, page by page, refusing what cannot be served.
+func (u *upstream) listTools(ctx context.Context, cs *mcp.ClientSession) ([]*Tool, error) {
+	if cs.InitializeResult() == nil || cs.InitializeResult().Capabilities == nil || cs.InitializeResult().Capabilities.Tools == nil {
+		return nil, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out []*Tool
+	seen := map[string]bool{}
+	for t, err := range cs.Tools(lctx, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("listing tools of %s: %w", u.cfg.Name, err)
+		}
+		if len(out) >= maxUpstreamTools {
+			return nil, fmt.Errorf("%s lists more than %d tools", u.cfg.Name, maxUpstreamTools)
+		}
+		if err := checkUpstreamTool(t); err != nil {
+			u.log.Warn("upstream tool refused", "err", err)
+			continue
+		}
+		if seen[t.Name] {
+			u.log.Warn("upstream lists a tool twice; the first is kept", "tool", t.Name)
+			continue
+		}
+		seen[t.Name] = true
+		out = append(out, &Tool{ID: toolID(u.cfg.Name, t.Name), Server: u.cfg.Name, Name: t.Name, Labels: labelsFor(u.cfg, t), Upstream: t})
+	}
+	return out, nil
+}
+
+// session returns the live shared client session.
+func (u *upstream) session() (*mcp.ClientSession, error) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if u.cur == nil {
+		return nil, u.down
+	}
+	return u.cur.cs, nil
+}
+
+func (u *upstream) close() {
+	u.mu.Lock()
+	c := u.cur
+	u.cur, u.down = nil, errors.New("gateway shut down")
+	u.mu.Unlock()
+	if c != nil {
+		c.close()
+	}
+}
+
+// headerClient is an HTTP client that adds fixed headers (an upstream's
+// credentials) to every request.
+func headerClient(h map[string]string) *http.Client {
+	if len(h) == 0 {
+		return &http.Client{}
+	}
+	return &http.Client{Transport: headerRoundTripper{h: h, next: http.DefaultTransport}}
+}
+
+type headerRoundTripper struct {
+	h    map[string]string
+	next http.RoundTripper
+}
+
+func (t headerRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	for k, v := range t.h {
+		r.Header.Set(k, v)
+	}
+	return t.next.RoundTrip(r)
+}
+
+// logWriter sends an upstream's stderr to the log, line by line.
+type logWriter struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			if len(w.buf) > 64<<10 {
+				w.log.Debug("upstream stderr", "line", string(w.buf))
+				w.buf = w.buf[:0]
+			}
+			return len(p), nil
+		}
+		w.log.Debug("upstream stderr", "line", string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+var _ io.Writer = (*logWriter)(nil)
