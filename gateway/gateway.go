@@ -346,3 +346,7 @@ func randomKey() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// Audience is the audience a JWT-SVID must carry to authenticate to this
+// gateway: its SPIFFE ID.
+func (g *Gateway) Audience() string { return g.audience }

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -183,6 +182,16 @@ func (e *env) client(t *testing.T, a *agentCred, grantTok string) (*mcp.ClientSe
 
 func (e *env) clientAt(t *testing.T, endpoint string, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
 	t.Helper()
+	return e.connect(t, endpoint, a, grantTok, nil)
+}
+
+func (e *env) clientWith(t *testing.T, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
+	return e.connect(t, e.url, a, grantTok, opts)
+}
+
+func (e *env) connect(t *testing.T, endpoint string, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+	t.Helper()
 	pool := x509.NewCertPool()
 	for _, r := range e.roots {
 		pool.AddCert(r)
@@ -192,7 +201,7 @@ func (e *env) clientAt(t *testing.T, endpoint string, a *agentCred, grantTok str
 		tc.Certificates = []tls.Certificate{a.cert}
 	}
 	hc := &http.Client{Transport: &headerTransport{h: map[string]string{gateway.HeaderGrant: grantTok}, next: &http.Transport{TLSClientConfig: tc}}}
-	c := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1"}, nil)
+	c := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1"}, opts)
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
 	if err == nil {
 		t.Cleanup(func() { cs.Close() })
@@ -240,7 +249,4 @@ func decision(t *testing.T, r *mcp.CallToolResult) string {
 	return d["code"].(string)
 }
 
-func mustURL(s string) *url.URL {
-	u, _ := url.Parse(s)
-	return u
-}
+func policyMeta() policy.Meta { return policy.Meta{By: "test"} }
