@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,17 +105,55 @@ func (c Sandbox) ProfileNames() []string {
 	return names
 }
 
-var (
-	profileNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,62}$`)
-	envNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	userRE        = regexp.MustCompile(`^([a-z_][a-z0-9_.-]*\$?|[0-9]+(:[0-9]+)?)$`)
-	hostLabelRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-)
+// Character-class checks, written out rather than as package-level regular
+// expressions: warden.yaml is read rarely, but every process of the binary
+// (a sandbox's init included) would pay for compiling them at start.
+func allIn(s string, ok func(i int, c byte) bool) bool {
+	for i := 0; i < len(s); i++ {
+		if !ok(i, s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isLowerDigit(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+func validProfileName(s string) bool {
+	return len(s) >= 1 && len(s) <= 63 && allIn(s, func(i int, c byte) bool {
+		return isLowerDigit(c) || i > 0 && (c == '_' || c == '.' || c == '-')
+	})
+}
+
+func validEnvName(s string) bool {
+	return s != "" && allIn(s, func(i int, c byte) bool {
+		return c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9'
+	})
+}
+
+func validUser(s string) bool {
+	digits := func(t string) bool { return t != "" && allIn(t, func(_ int, c byte) bool { return c >= '0' && c <= '9' }) }
+	if u, g, ok := strings.Cut(s, ":"); ok {
+		return digits(u) && digits(g)
+	}
+	if digits(s) {
+		return true
+	}
+	name := strings.TrimSuffix(s, "$")
+	return name != "" && allIn(name, func(i int, c byte) bool {
+		return c == '_' || c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '.' || c == '-')
+	})
+}
+
+func validHostLabel(l string) bool {
+	return len(l) >= 1 && len(l) <= 63 && l[0] != '-' && l[len(l)-1] != '-' &&
+		allIn(l, func(_ int, c byte) bool { return isLowerDigit(c) || c == '-' })
+}
 
 func (c Sandbox) validate() error {
 	var errs []error
 	for _, name := range c.ProfileNames() {
-		if !profileNameRE.MatchString(name) {
+		if !validProfileName(name) {
 			errs = append(errs, fmt.Errorf("sandbox.profiles: name %q: want lower-case letters, digits, '.', '_' or '-'", name))
 			continue
 		}
@@ -157,12 +194,12 @@ func (p SandboxProfile) Validate() error {
 		}
 	}
 	for k := range p.Env {
-		if !envNameRE.MatchString(k) {
+		if !validEnvName(k) {
 			errs = append(errs, fmt.Errorf("env: %q is not a valid variable name", k))
 		}
 	}
 	for _, k := range p.PassEnv {
-		if !envNameRE.MatchString(k) {
+		if !validEnvName(k) {
 			errs = append(errs, fmt.Errorf("pass_env: %q is not a valid variable name", k))
 		}
 	}
@@ -201,7 +238,7 @@ func (p SandboxProfile) Validate() error {
 	if l.OpenFiles != 0 && l.OpenFiles < 16 {
 		errs = append(errs, fmt.Errorf("limits.open_files %d: at least 16", l.OpenFiles))
 	}
-	if p.User != "" && !userRE.MatchString(p.User) {
+	if p.User != "" && !validUser(p.User) {
 		errs = append(errs, fmt.Errorf("user %q: want an account name, a uid or uid:gid", p.User))
 	}
 	return errors.Join(errs...)
@@ -257,7 +294,7 @@ func ValidEgressHost(h string) bool {
 		return false
 	}
 	for _, l := range labels {
-		if !hostLabelRE.MatchString(l) {
+		if !validHostLabel(l) {
 			return false
 		}
 	}

@@ -136,8 +136,8 @@ func runInit() int {
 			return st.fail("egress", err)
 		}
 	}
-	if err := applyRlimits(spec.Limits, st.in); err != nil {
-		return st.fail("limits", err)
+	if err := unix.Prlimit(0, unix.RLIMIT_CORE, &unix.Rlimit{}, nil); err != nil {
+		return st.fail("limits", fmt.Errorf("setting core dump limit: %w", err))
 	}
 
 	// Everything the confined thread needs is prepared here, on an
@@ -180,6 +180,12 @@ func runInit() int {
 	if err := st.checkReported(); err != nil {
 		return st.fail("require", err)
 	}
+	// Wait for the host's go-ahead: until it comes, this process may not
+	// be in its cgroup yet. EOF means the host refused or went away.
+	var goByte [1]byte
+	if _, err := io.ReadFull(specFile, goByte[:]); err != nil || goByte[0] != goAhead {
+		return st.fail("start", errors.New("the host did not give the go-ahead"))
+	}
 
 	type started struct {
 		pid int
@@ -200,6 +206,14 @@ func runInit() int {
 			return
 		}
 		runtime.KeepAlive(filter)
+		restore, err := toolRlimits(spec.Limits, st.in)
+		defer restore()
+		if err != nil {
+			if err := st.checkReported(); err != nil {
+				ch <- started{err: err}
+				return
+			}
+		}
 		if spec.Probe {
 			ch <- started{}
 			return
@@ -311,39 +325,60 @@ func (st *initState) supervise(tool int, host *os.File) int {
 	}
 }
 
-// applyRlimits sets the process-wide limits the tool inherits. The init is
-// counted too (its threads count towards nproc).
-func applyRlimits(l rlimitSpec, in func(string, bool, string)) error {
-	set := func(res int, v uint64) error {
-		return unix.Prlimit(0, res, &unix.Rlimit{Cur: v, Max: v}, nil)
+// toolRlimits sets the limits the tool is to inherit and returns a function
+// that restores the init's own. Rlimits are per process and copied at fork:
+// the init lowers them just before starting the tool and restores them at
+// once, so that its own threads and memory (a Go runtime reserves more than
+// a small tool budget) are not held to the tool's limits. The soft and hard
+// limits are both set: the tool cannot raise them.
+func toolRlimits(l rlimitSpec, in func(string, bool, string)) (restore func(), err error) {
+	type saved struct {
+		res int
+		old unix.Rlimit
 	}
-	if err := set(unix.RLIMIT_CORE, 0); err != nil {
-		return fmt.Errorf("setting core dump limit: %w", err)
-	}
-	if l.NoFile > 0 {
-		// syscall.Setrlimit, not unix: it stops the Go runtime from restoring
-		// its original soft limit in the tool.
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: l.NoFile, Max: l.NoFile}); err != nil {
-			in(MechFilesLimit, false, err.Error())
-		} else {
-			in(MechFilesLimit, true, fmt.Sprintf("rlimit %d", l.NoFile))
+	var undo []saved
+	restore = func() {
+		for _, u := range undo {
+			if u.res == unix.RLIMIT_NOFILE {
+				// syscall's, so that the Go runtime's view stays right.
+				_ = syscall.Setrlimit(u.res, &syscall.Rlimit{Cur: u.old.Cur, Max: u.old.Max})
+				continue
+			}
+			_ = unix.Prlimit(0, u.res, &u.old, nil)
 		}
+	}
+	set := func(res int, v uint64, mech, detail string) error {
+		var old unix.Rlimit
+		if err := unix.Prlimit(0, res, nil, &old); err != nil {
+			return err
+		}
+		var err error
+		if res == unix.RLIMIT_NOFILE {
+			// syscall.Setrlimit, not unix: it stops the Go runtime from
+			// restoring its original soft limit in the child.
+			err = syscall.Setrlimit(res, &syscall.Rlimit{Cur: v, Max: v})
+		} else {
+			err = unix.Prlimit(0, res, &unix.Rlimit{Cur: v, Max: v}, nil)
+		}
+		if err != nil {
+			in(mech, false, err.Error())
+			return err
+		}
+		undo = append(undo, saved{res, old})
+		in(mech, true, detail)
+		return nil
+	}
+	var errs []error
+	if l.NoFile > 0 {
+		errs = append(errs, set(unix.RLIMIT_NOFILE, l.NoFile, MechFilesLimit, fmt.Sprintf("rlimit %d", l.NoFile)))
 	}
 	if l.NProc > 0 {
-		if err := set(unix.RLIMIT_NPROC, l.NProc); err != nil {
-			in(MechPidsLimit, false, err.Error())
-		} else {
-			in(MechPidsLimit, true, fmt.Sprintf("rlimit %d", l.NProc))
-		}
+		errs = append(errs, set(unix.RLIMIT_NPROC, l.NProc, MechPidsLimit, fmt.Sprintf("rlimit %d", l.NProc)))
 	}
 	if l.Data > 0 {
-		if err := set(unix.RLIMIT_DATA, l.Data); err != nil {
-			in(MechMemoryLimit, false, err.Error())
-		} else {
-			in(MechMemoryLimit, true, fmt.Sprintf("rlimit data %d", l.Data))
-		}
+		errs = append(errs, set(unix.RLIMIT_DATA, l.Data, MechMemoryLimit, fmt.Sprintf("rlimit data %d", l.Data)))
 	}
-	return nil
+	return restore, errors.Join(errs...)
 }
 
 // loopbackUp brings up lo, the only interface of the sandbox's network

@@ -28,6 +28,7 @@ import (
 type processPlatform struct {
 	cmd      *exec.Cmd
 	hostPipe *os.File // write end of the spec pipe, held open: its EOF tells the init the host is gone
+	statusR  *os.File // read end of the init's status pipe
 	cg       *cgroup
 	proxy    *EgressProxy
 	scratch  string
@@ -202,12 +203,14 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 	plat := &p.plat
 	defer func() {
 		if !ok {
+			if plat.cmd != nil {
+				p.killTree()
+				_ = plat.cmd.Wait()
+			}
+			closeAll(plat.statusR, p.stdinFile(), p.stdoutFile())
 			plat.cleanup()
 		}
 	}()
-	if plat.scratch, err = os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-"); err != nil {
-		return nil, fmt.Errorf("creating sandbox scratch directory: %w", err)
-	}
 	mk := func(p string) error {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return err
@@ -217,7 +220,58 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		}
 		return nil
 	}
-	for _, d := range []string{plat.scratch, filepath.Join(plat.scratch, "root"), filepath.Join(plat.scratch, "tmp")} {
+
+	// Resource limits: a cgroup as root, rlimits always. A v2 cgroup must
+	// exist before the init (which is cloned into it); a v1 one is made
+	// while the init boots.
+	useCgroup := root && l.cgErr == nil
+	makeCgroup := func() {
+		cg, err := newCgroup(l.cgroups, "sandbox-"+p.id, cgroupLimits{Memory: lim.memory, CPU: lim.cpu, Pids: lim.pids})
+		if err != nil {
+			p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+err.Error())
+			return
+		}
+		plat.cg = cg
+		for m, d := range cg.applied {
+			p.mech.set(m, true, d)
+		}
+	}
+	if !useCgroup {
+		p.mech.Detail[MechCPULimit] = l.cgErr.Error()
+	} else if l.cgroups.V2Available {
+		makeCgroup()
+	}
+
+	// Start the init first: its runtime boots while the host prepares the
+	// rest. It waits for the spec. Without user namespaces, at a tier that
+	// allows it, it starts without any.
+	useNS := true
+	cmd, pipes, err := l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
+	if err != nil && nsUnavailable(err) && !requires(l.required, MechUserNS) {
+		p.mech.Warnings = append(p.mech.Warnings, "namespaces unavailable ("+err.Error()+"): running with Landlock, seccomp and limits only")
+		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "err", err)
+		useNS = false
+		cmd, pipes, err = l.startInit(spec, stdio, plainAttr(uid, gid, root, plat.cg))
+	}
+	if err != nil {
+		if nsUnavailable(err) {
+			return refuse(fmt.Errorf("%w: cannot create namespaces: %v", ErrRefused, err))
+		}
+		return nil, fmt.Errorf("starting sandbox init: %w", err)
+	}
+	plat.cmd, plat.hostPipe, plat.statusR, plat.pidNS, plat.started = cmd, pipes.specW, pipes.statusR, useNS, time.Now()
+	if stdio {
+		p.stdin, p.stdout = pipes.stdin, pipes.stdout
+	}
+
+	if plat.scratch, err = os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-"); err != nil {
+		return nil, fmt.Errorf("creating sandbox scratch directory: %w", err)
+	}
+	dirs := []string{plat.scratch, filepath.Join(plat.scratch, "root")}
+	if !useNS {
+		dirs = append(dirs, filepath.Join(plat.scratch, "tmp"))
+	}
+	for _, d := range dirs {
 		if err := mk(d); err != nil {
 			return nil, fmt.Errorf("preparing sandbox scratch directory: %w", err)
 		}
@@ -228,20 +282,8 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 			return nil, fmt.Errorf("preparing sandbox workspace: %w", err)
 		}
 	}
-
-	// Resource limits: a cgroup as root, rlimits always.
-	if root && l.cgErr == nil {
-		cg, err := newCgroup(l.cgroups, "sandbox-"+p.id, cgroupLimits{Memory: lim.memory, CPU: lim.cpu, Pids: lim.pids})
-		if err != nil {
-			p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+err.Error())
-		} else {
-			plat.cg = cg
-			for m, d := range cg.applied {
-				p.mech.set(m, true, d)
-			}
-		}
-	} else if l.cgErr != nil {
-		p.mech.Detail[MechCPULimit] = l.cgErr.Error()
+	if useCgroup && !l.cgroups.V2Available {
+		makeCgroup()
 	}
 
 	// The egress proxy, reached from inside over a Unix socket.
@@ -273,26 +315,13 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 			}
 		}()
 	}
+	is := l.initSpec(useNS, spec, prof, workspace, plat, lim, probe)
 
-	// Start the init in new namespaces; without user namespaces, at a
-	// tier that allows it, start it without any.
-	is := l.initSpec(true, spec, prof, workspace, plat, lim, probe)
-	cmd, pipes, err := l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
-	if err != nil && nsUnavailable(err) && !requires(l.required, MechUserNS) {
-		p.mech.Warnings = append(p.mech.Warnings, "namespaces unavailable ("+err.Error()+"): running with Landlock, seccomp and limits only")
-		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "err", err)
-		is = l.initSpec(false, spec, prof, workspace, plat, lim, probe)
-		cmd, pipes, err = l.startInit(spec, stdio, plainAttr(uid, gid, root, plat.cg))
-	}
-	if err != nil {
-		if nsUnavailable(err) {
-			return refuse(fmt.Errorf("%w: cannot create namespaces: %v", ErrRefused, err))
-		}
-		return nil, fmt.Errorf("starting sandbox init: %w", err)
-	}
-	plat.cmd, plat.hostPipe, plat.pidNS, plat.started = cmd, pipes.specW, is.Namespaces, time.Now()
-	if stdio {
-		p.stdin, p.stdout = pipes.stdin, pipes.stdout
+	// The spec goes first, so that the init builds the sandbox while the
+	// host moves it into its cgroup (slow on v1: each move waits for an RCU
+	// grace period); the init starts the tool only on the go-ahead below.
+	if err := writeSpec(pipes.specW, is); err != nil {
+		return nil, err
 	}
 	if plat.cg != nil {
 		if err := plat.cg.addProc(cmd.Process.Pid); err != nil {
@@ -316,21 +345,15 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		hostSide = append(hostSide, MechCPULimit)
 	}
 	if missing := p.mech.Missing(intersect(l.required, hostSide)); len(missing) > 0 {
-		p.killTree()
-		_ = cmd.Wait()
 		return refuse(fmt.Errorf("%w at tier %s: %s not available", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
 	}
 
-	if err := writeSpec(pipes.specW, is); err != nil {
-		p.killTree()
-		_ = cmd.Wait()
-		return nil, err
+	if _, err := pipes.specW.Write([]byte{goAhead}); err != nil {
+		return nil, fmt.Errorf("starting sandbox: %w", err)
 	}
 	status := bufio.NewReader(pipes.statusR)
 	rep, err := readReport(ctx, pipes.statusR, status)
 	if err != nil || !rep.OK {
-		p.killTree()
-		_ = cmd.Wait()
 		if err == nil {
 			err = fmt.Errorf("sandbox setup failed at %s: %s", rep.Stage, rep.Error)
 			if strings.Contains(rep.Error, "required") {
@@ -348,13 +371,9 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		}
 	}
 	if missing := p.mech.Missing(l.required); len(missing) > 0 {
-		p.killTree()
-		_ = cmd.Wait()
 		return refuse(fmt.Errorf("%w at tier %s: %s not in force", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
 	}
 	if err := l.emitLaunch(ctx, p, spec, nil); err != nil && l.preset.Audit == tier.AuditSync {
-		p.killTree()
-		_ = cmd.Wait()
 		return nil, err
 	} else if err != nil {
 		l.logger.Error("recording sandbox launch", "sandbox", p.id, "err", err)
@@ -763,6 +782,7 @@ wait:
 		}
 	}
 	ex := <-exitCh
+	plat.statusR.Close()
 	p.exit = l.exitOf(p, ex, waitErr)
 	plat.cleanup()
 	l.emitExit(p)
@@ -804,6 +824,16 @@ func (l *Launcher) exitOf(p *Process, ex *initExit, waitErr error) Exit {
 		}
 	}
 	return e
+}
+
+func (p *Process) stdinFile() *os.File {
+	f, _ := p.stdin.(*os.File)
+	return f
+}
+
+func (p *Process) stdoutFile() *os.File {
+	f, _ := p.stdout.(*os.File)
+	return f
 }
 
 // killTree kills every process of the sandbox: SIGKILL to the init ends its

@@ -18,6 +18,11 @@ const (
 	statusFD = 4 // init -> host: JSON lines, a report then the tool's exit
 )
 
+// goAhead is the byte the host sends after the spec once the init is in
+// its cgroup and every host-side mechanism is in place: the init starts the
+// tool only after reading it.
+const goAhead = 'G'
+
 // Kinds of mountSpec.
 const (
 	mountBind    = "bind"    // Src bound at Dst, read-only unless RW
