@@ -132,7 +132,9 @@ func validEnvName(s string) bool {
 }
 
 func validUser(s string) bool {
-	digits := func(t string) bool { return t != "" && allIn(t, func(_ int, c byte) bool { return c >= '0' && c <= '9' }) }
+	digits := func(t string) bool {
+		return t != "" && allIn(t, func(_ int, c byte) bool { return c >= '0' && c <= '9' })
+	}
 	if u, g, ok := strings.Cut(s, ":"); ok {
 		return digits(u) && digits(g)
 	}
