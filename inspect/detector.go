@@ -132,6 +132,14 @@ func (d *Detector) Detect(text string) Verdict {
 		return v
 	}
 	v.Score = d.m.Calibrate(best)
+	rules := d.an.Rules().Rules()
+	for ui := range an.Units {
+		for _, h := range an.Units[ui].Hits {
+			if rules[h.Rule].Strong && v.Score < injection.StrongScore {
+				v.Score = injection.StrongScore
+			}
+		}
+	}
 	v.Injection = v.Score >= d.threshold
 
 	main := &an.Units[0]
@@ -144,7 +152,6 @@ func (d *Detector) Detect(text string) Verdict {
 	}
 	v.Signals = dedupe(v.Signals)
 
-	rules := d.an.Rules().Rules()
 	// Spans need the offset map the fast path skipped.
 	if main.Norm.S != "" && !main.Norm.Mapped() && (v.Injection || len(main.Hits) > 0) {
 		hits, flags, hidden := main.Hits, main.Norm.Flags, main.Norm.Hidden
@@ -174,7 +181,7 @@ func (d *Detector) Detect(text string) Verdict {
 		c := u.Chunks[bc]
 		s, e := d.hotSentence(u.Norm.S, c.Start, c.End)
 		v.Spans = append(v.Spans, d.span(text, an, u, s, e, "classifier"))
-		v.Reasons = append(v.Reasons, fmt.Sprintf("classifier score %.2f at or above threshold %.2f", v.Score, d.threshold))
+		v.Reasons = append(v.Reasons, fmt.Sprintf("score %.2f at or above threshold %.2f", v.Score, d.threshold))
 		if u.Src != injection.SrcText {
 			v.Reasons = append(v.Reasons, "the instructions were hidden in "+d.srcName(an, u))
 		}

@@ -112,8 +112,13 @@ func NewScanner(o ScannerOptions) (*Scanner, error) {
 		}
 		s.userAllow = append(s.userAllow, re)
 	}
-	s.pii = newPIIScanner()
-	s.exfil = newExfilRules()
+	var err error
+	if s.pii, err = newPIIScanner(); err != nil {
+		return nil, fmt.Errorf("PII patterns: %w", err)
+	}
+	if s.exfil, err = newExfilRules(); err != nil {
+		return nil, fmt.Errorf("exfiltration patterns: %w", err)
+	}
 	return s, nil
 }
 
@@ -160,7 +165,10 @@ func (s *Scanner) scanSecrets(text, path string, out []Finding) []Finding {
 				continue
 			}
 			score := 0.9
-			if r.Entropy == 0 {
+			switch {
+			case strings.HasPrefix(r.ID, "generic"):
+				score = 0.75 // a specific rule matching the same text wins
+			case r.Entropy == 0:
 				score = 0.8
 			}
 			out = append(out, Finding{Kind: KindSecret, Rule: r.ID, Reason: r.Description, Score: score, Path: path, Start: ss, End: se, Excerpt: mask(secret)})

@@ -2,7 +2,9 @@ package inspect
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/warden-run/warden/inspect/internal/corpus"
 	"io"
 	"math"
 	"sort"
@@ -242,4 +244,23 @@ func (r *EvalReport) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// HeldOutBenign returns ordinary text never used in training (documentation,
+// code, program messages and manual pages installed on this machine; see
+// docs/inspect.md), labelled benign, for measuring false positives.
+func HeldOutBenign(ctx context.Context) ([]EvalRow, error) {
+	rows, err := corpus.HeldOutBenign(ctx, corpus.Options{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]EvalRow, 0, len(rows))
+	for _, r := range rows {
+		lang := r.Lang
+		if i := strings.IndexAny(lang, "_@"); i > 0 {
+			lang = lang[:i]
+		}
+		out = append(out, EvalRow{ID: r.ID, Text: r.Text, Label: 0, Source: r.Source, Lang: lang})
+	}
+	return out, nil
 }

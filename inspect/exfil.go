@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"regexp"
@@ -38,22 +39,23 @@ type exfilRules struct {
 	fileExt                                            map[string]bool
 }
 
-func newExfilRules() *exfilRules {
+func newExfilRules() (*exfilRules, error) {
+	var c compiler
 	r := &exfilRules{
 		// ![alt](url "title") and reference-style ![alt][id] definitions.
-		mdImage: regexp.MustCompile(`!\[[^\]\n]{0,500}\]\(\s*<?([^)\s>]{1,4000})`),
-		mdLink:  regexp.MustCompile(`\[[^\]\n]{0,500}\]\(\s*<?([^)\s>]{1,4000})`),
+		mdImage: c.compile(`!\[[^\]\n]{0,500}\]\(\s*<?([^)\s>]{1,1000})`),
+		mdLink:  c.compile(`\[[^\]\n]{0,500}\]\(\s*<?([^)\s>]{1,1000})`),
 		// HTML and script that executes or loads when rendered.
-		htmlActive: regexp.MustCompile(`(?i)<\s*(?:script|iframe|object|embed|svg|math|base|meta|link|form|frame|frameset)\b|<\s*img\b[^>]*\bsrc\s*=|\bon[a-z]{3,20}\s*=|\b(?:javascript|vbscript|livescript)\s*:|\bdata\s*:\s*(?:text/html|image/svg|application/(?:x-)?javascript)|\bexpression\s*\(|\b(?:alert|confirm|prompt|eval)\s*\(|\(\s*document\.cookie|document\.(?:cookie|domain|location)|\bfromcharcode\s*\(|\bsrcdoc\s*=|&lt;\s*(?:script|a|img|iframe)\b`),
-		url:        regexp.MustCompile(`(?i)\b(?:https?|ftp|wss?)://[^\s"'<>()\[\]{}]{1,4000}|(?:^|[\s"'(=])//[a-z0-9.\-]{3,253}\.[a-z]{2,24}(?:/[^\s"'<>]*)?`),
-		domain:     regexp.MustCompile(`(?i)\b(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b`),
-		template:   regexp.MustCompile(`(?i)[?&=/](?:[^\s)]*)(?:<[^>]{1,60}>|\{[^}]{1,60}\}|\[[A-Z_ ]{3,60}\]|\$[A-Z_]{3,40})`),
+		htmlActive: c.compile(`(?i)<\s*(?:script|iframe|object|embed|svg|math|base|meta|link|form|frame|frameset)\b|<\s*img\b[^>]*\bsrc\s*=|\bon[a-z]{3,20}\s*=|\b(?:javascript|vbscript|livescript)\s*:|\bdata\s*:\s*(?:text/html|image/svg|application/(?:x-)?javascript)|\bexpression\s*\(|\b(?:alert|confirm|prompt|eval)\s*\(|\(\s*document\.cookie|document\.(?:cookie|domain|location)|\bfromcharcode\s*\(|\bsrcdoc\s*=|&lt;\s*(?:script|a|img|iframe)\b`),
+		url:        c.compile(`(?i)\b(?:https?|ftp|wss?)://[^\s"'<>()]{1,1000}|(?:^|[\s"'(=])//[a-z0-9.\-]{3,253}\.[a-z]{2,24}(?:/[^\s"'<>]*)?`),
+		domain:     c.compile(`(?i)\b(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b`),
+		template:   c.compile(`(?i)[?&=/](?:[^\s)]*)(?:<[^>]{1,60}>|\{[^}]{1,60}\}|\[[A-Z_ ]{3,60}\]|\$[A-Z_]{3,40})`),
 		fileExt:    map[string]bool{},
 	}
 	for _, e := range strings.Fields(`py sh md rs pl ps so txt json yaml yml go js ts c h cc cpp hpp java rb php html htm css xml csv log zip tar gz tgz bz2 xz exe dll bin png jpg jpeg gif svg pdf doc docx xls xlsx mov mp4 mp3 wav ini conf cfg toml lock sum mod tmp bak swp o a lib jar class pyc whl deb rpm img iso db sqlite sql proto lua kt swift scala tf hcl env pem crt key der p12 pub`) {
 		r.fileExt[e] = true
 	}
-	return r
+	return r, c.err
 }
 
 // ScanExfil finds exfiltration channels in an outbound value: markdown
@@ -218,4 +220,18 @@ func carriesData(raw string) bool {
 		}
 	}
 	return false
+}
+
+// compiler compiles patterns, keeping the first error.
+type compiler struct{ err error }
+
+func (c *compiler) compile(p string) *regexp.Regexp {
+	re, err := regexp.Compile(p)
+	if err != nil {
+		if c.err == nil {
+			c.err = fmt.Errorf("compiling %q: %w", p, err)
+		}
+		return regexp.MustCompile(`$^`) // never matches; the constructor reports c.err
+	}
+	return re
 }

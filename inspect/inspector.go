@@ -181,6 +181,7 @@ func (i *Inspector) CheckOutbound(ctx context.Context, c Outbound) Result {
 		pol.DenyUnlisted = true
 	}
 	var total int64
+	reserved := false
 	for _, a := range args {
 		total += int64(len(a.Value))
 		r.Findings = append(r.Findings, i.sc.Scan(a.Value, a.Path)...)
@@ -189,7 +190,9 @@ func (i *Inspector) CheckOutbound(ctx context.Context, c Outbound) Result {
 		}
 	}
 	if c.Budget != nil && hasLabel(c.Labels, LabelEgress, LabelWrites) {
-		if ok, err := c.Budget.Reserve(total); err != nil || !ok {
+		ok, err := c.Budget.Reserve(total)
+		reserved = ok && err == nil
+		if !reserved {
 			r.Findings = append(r.Findings, Finding{Kind: KindVolume, Rule: "volume_budget", Score: 1,
 				Reason: fmt.Sprintf("task data-volume budget exhausted: %d bytes requested, %d of %d used", total, c.Budget.Used(), c.Budget.Limit())})
 		}
@@ -200,15 +203,14 @@ func (i *Inspector) CheckOutbound(ctx context.Context, c Outbound) Result {
 	}
 	fd := CheckFlow(flow, c.Session, c.Labels, args, c.Fixed)
 	for _, f := range fd.Findings {
-		if fd.Allow {
-			f.Action = tier.ActionLog
-		} else if f.Rule == fd.Rule {
+		f.Action = tier.ActionLog // matches recorded under a rule that did not decide
+		if !fd.Allow && f.Rule == fd.Rule {
 			f.Action = tier.ActionBlock
 		}
 		r.Findings = append(r.Findings, f)
 	}
 	i.finish(&r)
-	if r.Action == tier.ActionBlock && c.Budget != nil && hasLabel(c.Labels, LabelEgress, LabelWrites) {
+	if r.Action == tier.ActionBlock && reserved {
 		c.Budget.Release(total) // not forwarded: give the bytes back
 	}
 	if r.Action == tier.ActionRedact {

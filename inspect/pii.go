@@ -14,15 +14,16 @@ type piiScanner struct {
 	ibanLen                             map[string]int
 }
 
-func newPIIScanner() *piiScanner {
+func newPIIScanner() (*piiScanner, error) {
+	var c compiler
 	p := &piiScanner{
-		email: regexp.MustCompile(`[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b`),
+		email: c.compile(`[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b`),
 		// International (+CC ...) or North American formats with separators.
-		phone: regexp.MustCompile(`(?:\+[1-9]\d{0,2}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){2,4}|\(\d{3}\)\s?\d{3}[\s.\-]\d{4}|\b\d{3}[.\-]\d{3}[.\-]\d{4})\b`),
-		card:  regexp.MustCompile(`\b(?:\d[ \-]?){12,18}\d\b`),
-		iban:  regexp.MustCompile(`\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b`),
-		ssn:   regexp.MustCompile(`\b\d{3}-\d{2}-\d{4}\b`),
-		nino:  regexp.MustCompile(`\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b`),
+		phone: c.compile(`(?:\+[1-9]\d{0,2}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){2,4}|\(\d{3}\)\s?\d{3}[\s.\-]\d{4}|\b\d{3}[.\-]\d{3}[.\-]\d{4})\b`),
+		card:  c.compile(`\b(?:\d[ \-]?){12,18}\d\b`),
+		iban:  c.compile(`\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]{4}){2,7}(?:[ ]?[A-Z0-9]{1,3})?\b`),
+		ssn:   c.compile(`\b\d{3}-\d{2}-\d{4}\b`),
+		nino:  c.compile(`\b[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b`),
 		ibanLen: map[string]int{
 			"AD": 24, "AE": 23, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
 			"DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18,
@@ -32,7 +33,7 @@ func newPIIScanner() *piiScanner {
 			"UA": 29, "VG": 24, "XK": 20,
 		},
 	}
-	return p
+	return p, c.err
 }
 
 func (p *piiScanner) scan(text, path string, out []Finding) []Finding {
@@ -54,6 +55,14 @@ func (p *piiScanner) scan(text, path string, out []Finding) []Finding {
 			upper = true
 		}
 	}
+	if digits < 6 {
+		return out
+	}
+	if upper {
+		for _, m := range p.nino.FindAllStringIndex(text, 64) {
+			add("uk_nino", "UK National Insurance number", 0.7, m[0], m[1])
+		}
+	}
 	if digits < 9 {
 		return out
 	}
@@ -67,9 +76,6 @@ func (p *piiScanner) scan(text, path string, out []Finding) []Finding {
 			if p.validIBAN(text[m[0]:m[1]]) {
 				add("iban", "IBAN (mod-97-valid)", 0.95, m[0], m[1])
 			}
-		}
-		for _, m := range p.nino.FindAllStringIndex(text, 64) {
-			add("uk_nino", "UK National Insurance number", 0.7, m[0], m[1])
 		}
 	}
 	for _, m := range p.ssn.FindAllStringIndex(text, 64) {

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -103,7 +104,7 @@ func NewSession(lim TaintLimits) *Session {
 	return &Session{
 		lim: lim.withDefaults(),
 		dec: decode.New(decode.Limits{MaxPayloads: 8, MaxBytes: 64 << 10}),
-		ent: regexp.MustCompile(`(?i)[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,24}|\b(?:https?|ftp)://[^\s"'<>()\[\]]+|\b(?:[a-z0-9\-]+\.)+[a-z]{2,24}\b|\b\d[\d\- ]{5,30}\d\b|\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b`),
+		ent: mustEntity(`(?i)[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,24}|\b(?:https?|ftp)://[^\s"'<>()\[\]]+|\b(?:[a-z0-9\-]+\.)+[a-z]{2,24}\b|\b\d[\d\- ]{5,30}\d\b|\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b`),
 	}
 }
 
@@ -183,6 +184,11 @@ func (s *Session) Match(args []Arg) []FlowMatch {
 			continue
 		}
 		forms := []struct{ how, text string }{{"substring", a.Value}}
+		if strings.ContainsAny(a.Value, "+%") {
+			if u, err := url.QueryUnescape(a.Value); err == nil && u != a.Value {
+				forms = append(forms, struct{ how, text string }{"url-decoded substring", u})
+			}
+		}
 		if len(a.Value) >= 12 {
 			for _, p := range s.dec.Find(a.Value) {
 				forms = append(forms, struct{ how, text string }{p.Enc + "-decoded substring", p.Text})
@@ -418,4 +424,15 @@ func TopLevelArg(path string) string {
 		return p[:i]
 	}
 	return p
+}
+
+// mustEntity compiles the entity pattern, a constant that compiles (a test
+// constructs a Session); should it ever fail, the session matches no entity
+// rather than panic.
+func mustEntity(p string) *regexp.Regexp {
+	re, err := regexp.Compile(p)
+	if err != nil {
+		return regexp.MustCompile(`$^`)
+	}
+	return re
 }

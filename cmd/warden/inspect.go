@@ -132,6 +132,7 @@ Optimized tier.`,
 func inspectEvalCmd() *cobra.Command {
 	var data, format string
 	var misses int
+	var heldOut bool
 	c := &cobra.Command{
 		Use:   "eval --data FILE.jsonl",
 		Short: "Evaluate the injection detector on a labelled JSONL data set",
@@ -140,10 +141,16 @@ print recall, false-positive rate, precision and F1 overall, per source and per
 language, recall at 1% and 0.1% false-positive rate, and throughput on one core.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if data == "" {
-				return errors.New("--data is required")
+			var rows []inspect.EvalRow
+			var err error
+			switch {
+			case heldOut:
+				rows, err = inspect.HeldOutBenign(cmd.Context())
+			case data == "":
+				return errors.New("--data (or --held-out-benign) is required")
+			default:
+				rows, err = readEvalRows(data)
 			}
-			rows, err := readEvalRows(data)
 			if err != nil {
 				return err
 			}
@@ -179,6 +186,7 @@ language, recall at 1% and 0.1% false-positive rate, and throughput on one core.
 	c.Flags().StringVar(&data, "data", "", "JSONL data set")
 	c.Flags().StringVar(&format, "format", "text", "output format: text or markdown")
 	c.Flags().IntVar(&misses, "show", 0, "also print up to N missed attacks and N false positives")
+	c.Flags().BoolVar(&heldOut, "held-out-benign", false, "evaluate on ordinary text installed on this machine that training never saw (all benign)")
 	return c
 }
 

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -215,11 +216,14 @@ func HardNegatives(ctx context.Context, o Options) ([]Row, error) {
 		}
 		rows = append(rows, r...)
 	}
-	r, err := localeRows(o.LocaleDir, TrainLocaleDomains(), "hn_locale", 24, 4)
+	r, err := localeRows(o.LocaleDir, TrainLocaleDomains(), "hn_locale", 40, 4)
 	if err != nil {
 		return nil, err
 	}
-	return append(rows, r...), nil
+	rows = append(rows, r...)
+	// Translated manual pages: half of the pages (by name) train, the other
+	// half are held out.
+	return dedupe(append(rows, manRows(o.ManDir, "hn_man", false)...)), nil
 }
 
 // HeldOutBenign returns ordinary text never used in training: documentation
@@ -240,12 +244,43 @@ func HeldOutBenign(ctx context.Context, o Options) ([]Row, error) {
 	}
 	rows = append(rows, goStdRows(o.GoRoot)...)
 	rows = append(rows, docRows(o.DocDir)...)
-	rows = append(rows, manRows(o.ManDir)...)
+	rows = append(rows, manRows(o.ManDir, "ho_man", true)...)
 	r, err := localeRows(o.LocaleDir, HeldOutLocaleDomains(), "ho_locale", 12, 3)
 	if err != nil {
 		return nil, err
 	}
-	return append(rows, r...), nil
+	rows = dedupe(append(rows, r...))
+	// Drop anything that also occurs among the training hard negatives (the
+	// same message in two catalogs, the same paragraph in two manual pages).
+	hard, err := HardNegatives(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	train := make(map[string]bool, len(hard))
+	for _, h := range hard {
+		train[h.Text] = true
+	}
+	out := rows[:0]
+	for _, r := range rows {
+		if !train[r.Text] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// dedupe drops rows whose text repeats an earlier row's (Debian ships the
+// same README in many packages).
+func dedupe(rows []Row) []Row {
+	seen := map[string]bool{}
+	out := rows[:0]
+	for _, r := range rows {
+		if !seen[r.Text] {
+			seen[r.Text] = true
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // pieces splits text into paragraph groups of roughly 200 to 900 bytes.
@@ -297,18 +332,25 @@ func moduleRows(modCache string, m Module, source string) ([]Row, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("hard-negative module %s@%s not in the module cache (run: go mod download %s@%s): %w", m.Path, m.Version, m.Path, m.Version, err)
 	}
-	var files []string
+	var files, jsons []string
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil
 		}
 		if d.IsDir() {
-			if n := d.Name(); n == "vendor" || n == "testdata" || strings.HasPrefix(n, ".") {
+			if n := d.Name(); n == "vendor" || strings.HasPrefix(n, ".") {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		n := strings.ToLower(d.Name())
+		if strings.HasSuffix(n, ".json") {
+			jsons = append(jsons, p)
+			return nil
+		}
+		if strings.Contains(p, "/testdata/") {
+			return nil
+		}
 		if strings.HasSuffix(n, ".md") || strings.HasPrefix(n, "readme") || (strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go")) {
 			files = append(files, p)
 		}
@@ -321,7 +363,7 @@ func moduleRows(modCache string, m Module, source string) ([]Row, error) {
 		isCode := strings.HasSuffix(p, ".go")
 		if isCode {
 			codeFiles++
-			if codeFiles%4 != 0 { // a sample of the code, not all of it
+			if codeFiles%2 != 0 { // a sample of the code, not all of it
 				continue
 			}
 		}
@@ -332,13 +374,57 @@ func moduleRows(modCache string, m Module, source string) ([]Row, error) {
 		rel, _ := filepath.Rel(modCache, p)
 		max, cat := 12, "docs"
 		if isCode {
-			max, cat = 2, "code"
+			max, cat = 4, "code"
 		}
 		for i, t := range pieces(string(b), max) {
 			rows = append(rows, Row{ID: fmt.Sprintf("%s:%s#%d", source, rel, i), Text: t, Source: source, Category: cat, Lang: "en", License: m.License})
 		}
 	}
+	// JSON documents, cut into short snippets: the shape of many tool results.
+	sort.Strings(jsons)
+	for k, p := range jsons {
+		if k >= 80 {
+			break
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || len(b) > 64<<10 || !utf8.Valid(b) {
+			continue
+		}
+		rel, _ := filepath.Rel(modCache, p)
+		for i, t := range snippets(string(b), 300, 2) {
+			rows = append(rows, Row{ID: fmt.Sprintf("%s:%s#j%d", source, rel, i), Text: t, Source: source, Category: "json", Lang: "en", License: m.License})
+		}
+	}
 	return rows, nil
+}
+
+// snippets cuts text at line boundaries into up to max pieces of at most n bytes.
+func snippets(text string, n, max int) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		if cur.Len()+len(line) > n && cur.Len() > 0 {
+			if t := strings.TrimSpace(cur.String()); len(t) >= 8 {
+				out = append(out, t)
+			}
+			cur.Reset()
+			if len(out) >= max {
+				return out
+			}
+		}
+		if len(line) > n {
+			line = line[:n]
+			for len(line) > 0 && !utf8.ValidString(line) {
+				line = line[:len(line)-1]
+			}
+		}
+		cur.WriteString(line)
+		cur.WriteString("\n")
+	}
+	if t := strings.TrimSpace(cur.String()); len(t) >= 8 && len(out) < max {
+		out = append(out, t)
+	}
+	return out
 }
 
 // readMO reads the translated strings of a gettext .mo catalog.
@@ -431,9 +517,27 @@ func localeRows(dir string, domains []string, source string, focusMax, otherMax 
 			}
 			// Spread the pieces over the catalog rather than taking its start.
 			add(stride(trans, max*6), lang)
+			// Single short messages too: tool output is often one line.
+			short := func(msgs []string, lang string) {
+				k := 0
+				for _, m := range stride(msgs, max*3) {
+					m = strings.TrimSpace(m)
+					if len(m) < 8 || len(m) > 200 || !utf8.ValidString(m) || strings.Contains(m, "Project-Id-Version") {
+						continue
+					}
+					rows = append(rows, Row{ID: fmt.Sprintf("%s:%s/%s#s%d", source, lang, dom, k), Text: m,
+						Source: source, Category: dom, Lang: lang, License: "per Debian package of " + dom + " (GPL/LGPL family)"})
+					k++
+					if k >= max {
+						return
+					}
+				}
+			}
+			short(trans, lang)
 			if !englishDone[dom] {
 				englishDone[dom] = true
 				add(stride(orig, max*6), "en")
+				short(orig, "en")
 			}
 		}
 	}
@@ -511,18 +615,27 @@ func docRows(dir string) []Row {
 	return rows
 }
 
-// manRows reads translated manual pages, roff markup removed.
-func manRows(dir string) []Row {
+// manRows reads translated manual pages, roff markup removed: the pages
+// whose name hashes even (train) or odd (held out).
+func manRows(dir, source string, heldOut bool) []Row {
 	var rows []Row
 	langs, _ := os.ReadDir(dir)
 	for _, l := range langs {
 		if strings.HasPrefix(l.Name(), "man") {
 			continue
 		}
-		pages, _ := filepath.Glob(filepath.Join(dir, l.Name(), "man1", "*.gz"))
-		sort.Strings(pages)
-		if len(pages) > 12 {
-			pages = pages[:12]
+		all, _ := filepath.Glob(filepath.Join(dir, l.Name(), "man1", "*.gz"))
+		sort.Strings(all)
+		var pages []string
+		for _, p := range all {
+			h := fnv.New32a()
+			h.Write([]byte(filepath.Base(p)))
+			if (h.Sum32()%2 == 1) == heldOut {
+				pages = append(pages, p)
+			}
+		}
+		if len(pages) > 16 {
+			pages = pages[:16]
 		}
 		for _, p := range pages {
 			b, err := gunzipOrRead(p)
@@ -542,8 +655,8 @@ func manRows(dir string) []Row {
 				sb.WriteString("\n")
 			}
 			rel, _ := filepath.Rel(dir, p)
-			for i, t := range pieces(sb.String(), 3) {
-				rows = append(rows, Row{ID: fmt.Sprintf("ho_man:%s#%d", rel, i), Text: t, Source: "ho_man", Category: "docs", Lang: l.Name(), License: "per Debian package (manpages-l10n and others; GPL family)"})
+			for i, t := range pieces(sb.String(), 4) {
+				rows = append(rows, Row{ID: fmt.Sprintf("%s:%s#%d", source, rel, i), Text: t, Source: source, Category: "docs", Lang: l.Name(), License: "per Debian package (manpages-l10n and others; GPL family)"})
 			}
 		}
 	}

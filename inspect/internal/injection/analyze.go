@@ -67,6 +67,7 @@ const (
 	densePayload = 0 // offset after flags: "decoded payload"
 	denseHidden  = 1 // "tag-character text"
 	denseExtra   = 2
+	denseLen     = 6 // length classes of a chunk
 )
 
 // NewAnalyzer builds an analyzer.
@@ -107,11 +108,27 @@ func (a *Analyzer) DenseNames() []string {
 		}
 		out = append(out, n)
 	}
-	return append(out, "payload:decoded", "payload:hidden_tags")
+	out = append(out, "payload:decoded", "payload:hidden_tags")
+	for _, n := range []string{"len:<32", "len:<64", "len:<128", "len:<256", "len:<512", "len:>=512"} {
+		out = append(out, n)
+	}
+	return out
+}
+
+// lenBucket is the dense feature index of a chunk's length class.
+func (a *Analyzer) lenBucket(n int) uint16 {
+	b := 5
+	for i, lim := range []int{32, 64, 128, 256, 512} {
+		if n < lim {
+			b = i
+			break
+		}
+	}
+	return uint16(a.nRules + denseFlags + denseExtra + b)
 }
 
 // NumDense is the number of dense features.
-func (a *Analyzer) NumDense() int { return a.nRules + denseFlags + denseExtra }
+func (a *Analyzer) NumDense() int { return a.nRules + denseFlags + denseExtra + denseLen }
 
 // Analyze normalises s, decodes payloads, matches rules and builds the
 // chunk features. Sparse indices share one backing array per call.
@@ -185,6 +202,7 @@ func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int16) {
 		if extra > 0 {
 			ch.Dense = append(ch.Dense, uint16(extra))
 		}
+		ch.Dense = append(ch.Dense, a.lenBucket(c[1]-c[0]))
 		u.Chunks = append(u.Chunks, ch)
 	}
 	an.Units = append(an.Units, u)

@@ -59,7 +59,8 @@ func fold16(r rune) uint16 { return uint16(r) ^ uint16(r>>16)*0x9E37 }
 // Features: every word, every pair of adjacent words, character n-grams of
 // CharMin..CharMax characters over the text with separators collapsed to one
 // space (character bigrams too for ideographic and other unspaced scripts),
-// and the punctuation that shapes chat templates. An n-gram is the last n
+// and the punctuation that shapes chat templates (a run of one character
+// counts once). An n-gram is the last n
 // characters of a 64-bit shift register (16 bits a character), hashed with
 // one multiplication; CharMax is at most 4.
 func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
@@ -67,6 +68,7 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
 	n := 0         // characters seen in the stream
 	prevSpace := true
+	var lastPunct rune // runs of one punctuation character count once
 	word := uint64(fnvOffset ^ seedWord)
 	inWord := false
 	var prevWord uint64
@@ -112,12 +114,16 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 				dst = append(dst, bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift))
 			}
 		}
-		switch r {
-		case '<', '>', '|', '#', '[', ']', '{', '}', '!', ':', '*', '`', '@', '=':
-			dst = append(dst, bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift))
+		if r != lastPunct {
+			switch r {
+			case '<', '>', '|', '#', '[', ']', '{', '}', '!', '`':
+				dst = append(dst, bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift))
+			}
 		}
+		lastPunct = r
 		continue
 	wordRune:
+		lastPunct = 0
 		word = (word ^ uint64(r)) * fnvPrime
 		inWord = true
 		prevSpace = false
@@ -148,6 +154,7 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
 	n := 0         // characters seen in the stream
 	prevSpace := true
+	var lastPunct rune // runs of one punctuation character count once
 	word := uint64(fnvOffset ^ seedWord)
 	inWord := false
 	var prevWord uint64
@@ -196,13 +203,17 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 				count++
 			}
 		}
-		switch r {
-		case '<', '>', '|', '#', '[', ']', '{', '}', '!', ':', '*', '`', '@', '=':
-			sum += int64(w[bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift)&mask])
-			count++
+		if r != lastPunct {
+			switch r {
+			case '<', '>', '|', '#', '[', ']', '{', '}', '!', '`':
+				sum += int64(w[bucket((uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7, shift)&mask])
+				count++
+			}
 		}
+		lastPunct = r
 		continue
 	wordRune:
+		lastPunct = 0
 		word = (word ^ uint64(r)) * fnvPrime
 		inWord = true
 		prevSpace = false

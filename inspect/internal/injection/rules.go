@@ -29,6 +29,9 @@ type Rule struct {
 	// MinCount is how many matches the rule needs before it counts (default 1).
 	MinCount int
 	// Window is how far around a trigger the pattern can reach (default 240 bytes).
+	// Strong marks a rule precise enough to flag text on its own: the
+	// detector's score is at least StrongScore when it matches.
+	Strong bool
 	// Near, when set, are words one of which must follow a trigger within
 	// Window bytes for the pattern to be tried there (a cheap second gate for
 	// rules whose first words are common).
@@ -40,6 +43,9 @@ type Rule struct {
 	re   *regexp.Regexp // for windows around stems
 	reA  *regexp.Regexp // anchored at a trigger word
 }
+
+// StrongScore is the least score text gets when a Strong rule matches it.
+const StrongScore = 0.9
 
 // Hit is one rule match.
 type Hit struct {
@@ -75,11 +81,11 @@ func DefaultRules() []Rule {
 	prior := `(?:previous|prior|above|earlier|preceding|initial|original|former|old|all|any|every|your|the|those|these|my|system|developer)`
 	instr := `(?:instruction|directive|rule|guideline|prompt|command|order|context|constraint|restriction|programming|polic|guidance|message|task|safeguard|filter|told|said|taught)`
 	return []Rule{
-		{ID: "override_instructions", Reason: "asks to ignore earlier instructions",
+		{ID: "override_instructions", Reason: "asks to ignore earlier instructions", Strong: true,
 			Triggers: strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard"),
 			Stems:    []string{"set aside", "pay no attention", "don't follow", "do not follow", "stop following"},
 			Pattern:  ignoreVerb + `\b[^.\n]{0,48}?\b` + prior + `\b[^.\n]{0,48}?\b` + instr},
-		{ID: "new_instructions", Reason: "announces replacement instructions",
+		{ID: "new_instructions", Reason: "announces replacement instructions", Strong: true,
 			Triggers: strings.Fields("new updated real actual true revised additional secret hidden"), Window: 48,
 			Near:    strings.Fields("instructions instruction directives directive tasks task objectives objective orders order rules rule"),
 			Pattern: `\b(?:new|updated|real|actual|true|revised|additional|secret|hidden)\s+(?:instructions?|directives?|tasks?|objectives?|orders?|rules?)\b\s*(?:[:\-!]|are|is|follow)`},
@@ -132,7 +138,7 @@ func DefaultRules() []Rule {
 		{ID: "topic_switch", Reason: "abruptly drops the current task for another",
 			Triggers: strings.Fields("forget actually nevermind never instead"),
 			Pattern:  `\bforget\s+(?:about\s+)?(?:that|this|it|everything)\b|\bactually,?\s+(?:can|could|please|instead|i\s+want)\b|\bnever\s*mind\b|\binstead\s*\?`},
-		{ID: "override_multilingual", Reason: "asks to ignore earlier instructions (non-English)",
+		{ID: "override_multilingual", Reason: "asks to ignore earlier instructions (non-English)", Strong: true,
 			Func: multilingualOverride()},
 	}
 }

@@ -54,10 +54,11 @@ type Options struct {
 	Data          string  // injection data directory (default ../shared/data/injection beside the module root)
 	Folds         int     // cross-validation folds over dev_tune (default 5)
 	Epochs        int     // passes over the training data (default 20)
-	MaxFPR        float64 // out-of-fold FPR limit on benign dev_tune rows other than NotInject (default 0.007)
+	MaxFPR        float64 // out-of-fold FPR limit on benign dev_tune rows other than NotInject (default 0.009)
 	MaxNotInject  float64 // out-of-fold FPR limit on NotInject (default 0.08)
 	DevTuneWeight float64 // sample weight of dev_tune rows (default 30)
 	DumpOOF       string  // write out-of-fold dev_tune scores here (TSV), if set
+	MultiWeight   float64 // sample weight of hard negatives not in English (default 4)
 	Bits          int     // log2 of the hashed feature space (default: injection.DefaultFeatures)
 	CharMax       int     // longest character n-gram (default: injection.DefaultFeatures)
 	CharMin       int     // shortest character n-gram (default: injection.DefaultFeatures)
@@ -75,13 +76,16 @@ func (o Options) Defaults() Options {
 		o.Epochs = 20
 	}
 	if o.MaxFPR == 0 {
-		o.MaxFPR = 0.007
+		o.MaxFPR = 0.009
 	}
 	if o.MaxNotInject == 0 {
 		o.MaxNotInject = 0.08
 	}
 	if o.DevTuneWeight == 0 {
 		o.DevTuneWeight = 30
+	}
+	if o.MultiWeight == 0 {
+		o.MultiWeight = 4
 	}
 	return o
 }
@@ -99,10 +103,10 @@ func Run(ctx context.Context, log *slog.Logger, o Options) error {
 	if o.CharMin != 0 {
 		cfg.CharMin = o.CharMin
 	}
-	return run(ctx, log, cfg, o.Out, o.Data, o.Folds, o.Epochs, o.MaxFPR, o.MaxNotInject, o.DevTuneWeight, o.DumpOOF)
+	return run(ctx, log, cfg, o.Out, o.Data, o.Folds, o.Epochs, o.MaxFPR, o.MaxNotInject, o.DevTuneWeight, o.MultiWeight, o.DumpOOF)
 }
 
-func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out, data string, folds, epochs int, maxFPR, maxNI, devTuneW float64, dump string) error {
+func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out, data string, folds, epochs int, maxFPR, maxNI, devTuneW, multiW float64, dump string) error {
 	start := time.Now()
 	if data == "" {
 		d, err := corpus.DataDir(".")
@@ -153,7 +157,14 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 		add(r, w, -1)
 	}
 	for _, r := range hard {
-		add(r, 1, -1)
+		// Ordinary text in other languages is scarce next to the translated
+		// attacks of dev_tune; weigh it up so that a language is not itself
+		// evidence of an attack.
+		w := 1.0
+		if r.Lang != "en" {
+			w = multiW
+		}
+		add(r, w, -1)
 	}
 	for _, r := range tuneRows {
 		add(r, devTuneW, foldOf(r.ID, folds))
@@ -211,8 +222,8 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 			PlattB:    b,
 			Threshold: thr,
 			Scale:     scale,
-			Trained: fmt.Sprintf("go run ./inspect/internal/train (or warden inspect train; epochs=%d folds=%d max-fpr=%g max-notinject-fpr=%g dev-tune-weight=%g); train.jsonl sha256:%s dev_tune.jsonl sha256:%s; %d hard negatives",
-				epochs, folds, maxFPR, maxNI, devTuneW, digest(filepath.Join(data, "train.jsonl")), digest(filepath.Join(data, "dev_tune.jsonl")), len(hard)),
+			Trained: fmt.Sprintf("go run ./inspect/internal/train (or warden inspect train; epochs=%d folds=%d max-fpr=%g max-notinject-fpr=%g dev-tune-weight=%g multi-weight=%g); train.jsonl sha256:%s dev_tune.jsonl sha256:%s; %d hard negatives",
+				epochs, folds, maxFPR, maxNI, devTuneW, multiW, digest(filepath.Join(data, "train.jsonl")), digest(filepath.Join(data, "dev_tune.jsonl")), len(hard)),
 		},
 		W:     q,
 		Dense: toF32(final.dense),
