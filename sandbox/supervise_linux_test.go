@@ -1,0 +1,144 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/tier"
+)
+
+func TestSupervisorStdioRestartAndContain(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := h.l.Supervise(ctx, Spec{Name: "echo", Profile: withHostile(DefaultProfile()), Args: []string{testEnv.hostile, "echo"}, Tool: "echo"},
+		RestartPolicy{MaxRestarts: 3, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+	for i := 0; i < 2; i++ {
+		p, err := s.Next(ctx)
+		if err != nil {
+			t.Fatalf("instance %d: %v", i, err)
+		}
+		// An MCP-style exchange over the pipes.
+		fmt.Fprintf(p.Stdin(), "{\"jsonrpc\":\"2.0\",\"id\":%d}\n", i)
+		line, err := bufio.NewReader(p.Stdout()).ReadString('\n')
+		if err != nil || line != fmt.Sprintf("{\"jsonrpc\":\"2.0\",\"id\":%d}\n", i) {
+			t.Fatalf("instance %d answered %q, %v", i, line, err)
+		}
+		if i == 0 {
+			p.Stdin().Close() // the server exits on EOF: the supervisor restarts it
+			if ex := p.Wait(); ex.Reason != ExitNormal {
+				t.Fatalf("first instance: %v", ex)
+			}
+			continue
+		}
+		s.Contain("rule r7")
+		if ex := p.Wait(); ex.Reason != ExitContained {
+			t.Fatalf("contained instance: %v", ex)
+		}
+	}
+	if _, err := s.Next(ctx); !errors.Is(err, ErrStopped) {
+		t.Fatalf("after containment Next = %v, want ErrStopped", err)
+	}
+	if ex := s.Exits(); len(ex) != 2 {
+		t.Fatalf("exits %v", ex)
+	}
+	if len(h.rec.Find("contained")) != 1 || len(h.rec.Find("sandbox_started")) != 2 {
+		t.Errorf("events: %d contained, %d started", len(h.rec.Find("contained")), len(h.rec.Find("sandbox_started")))
+	}
+}
+
+func TestSupervisorGivesUp(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := h.l.Supervise(ctx, Spec{Profile: withHostile(DefaultProfile()), Args: []string{testEnv.hostile, "exit", "3"}},
+		RestartPolicy{MaxRestarts: 2, MinBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond})
+	for {
+		if _, err := s.Next(ctx); err != nil {
+			if !errors.Is(err, ErrGaveUp) {
+				t.Fatalf("Next = %v, want ErrGaveUp", err)
+			}
+			break
+		}
+	}
+	if n := len(s.Exits()); n != 3 {
+		t.Fatalf("%d runs, want 3 (one start, two restarts)", n)
+	}
+	for _, ex := range s.Exits() {
+		if ex.Reason != ExitNormal || ex.Code != 3 {
+			t.Errorf("exit %v", ex)
+		}
+	}
+}
+
+func TestSessionEndKillsTree(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := h.l.StartStdio(ctx, Spec{Profile: withHostile(DefaultProfile()), Args: []string{testEnv.hostile, "forkbomb"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	ex := p.Wait()
+	if ex.Reason != ExitSessionEnd {
+		t.Fatalf("exit %v, want session_end", ex)
+	}
+	if left := countProcs("/bin/sleep\x0060\x00"); left > 0 {
+		t.Errorf("%d processes outlived the session", left)
+	}
+	exits := h.rec.Find(string(ExitSessionEnd))
+	if len(exits) != 1 || exits[0].API.Operation != "sandbox.exit" {
+		t.Errorf("exit event: %+v", exits)
+	}
+}
+
+func TestLaunchEventRecordsMechanisms(t *testing.T) {
+	h := newHarness(t)
+	_, ex := h.run(DefaultProfile(), "exit", "0")
+	if !ex.Success() {
+		t.Fatal(ex)
+	}
+	ev := h.rec.Find("sandbox_started")
+	if len(ev) != 1 {
+		t.Fatalf("%d launch events", len(ev))
+	}
+	a := ev[0].Warden.Attrs
+	for _, m := range []string{MechUserNS, MechPivotRoot, MechSeccomp, MechLandlockFS, MechFDsClosed} {
+		if a["mech."+m] == "" || a["mech."+m][:2] != "on" {
+			t.Errorf("launch event: mech.%s = %q", m, a["mech."+m])
+		}
+	}
+	// A launch whose record cannot be made is refused at tiers with a
+	// synchronous audit log.
+	l, err := New(Options{Tier: tier.Advanced, Sink: &events.Recorder{Err: errors.New("log down")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Start(context.Background(), Spec{Profile: DefaultProfile(), Args: []string{"/bin/true"}}); err == nil {
+		t.Fatal("launched without a record at tier advanced")
+	}
+}
+
+func TestRequiredByTier(t *testing.T) {
+	if r := Required(tier.For(tier.Foundation)); len(r) != 0 {
+		t.Errorf("foundation requires %v", r)
+	}
+	adv, opt := Required(tier.For(tier.Advanced)), Required(tier.For(tier.Optimized))
+	if requires(adv, MechSeccomp) || !requires(opt, MechSeccomp) {
+		t.Errorf("seccomp: advanced %v, optimized %v", adv, opt)
+	}
+	for _, m := range []string{MechUserNS, MechPivotRoot, MechLandlockFS, MechEgress, MechMemoryLimit, MechUnprivileged} {
+		if !requires(adv, m) {
+			t.Errorf("advanced does not require %s", m)
+		}
+	}
+	if requires(opt, MechLandlockNet) || requires(opt, MechCPULimit) {
+		t.Errorf("optional layers required: %v", opt)
+	}
+}
