@@ -51,6 +51,9 @@ type Launcher struct {
 	forbidden []string
 	cgroups   cgroupMounts
 	cgErr     error
+	// noNamespaces makes every launch behave as if the host could not
+	// create namespaces (tests of the fallback use it).
+	noNamespaces bool
 }
 
 // Spec is one thing to run.

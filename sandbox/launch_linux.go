@@ -246,7 +246,10 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 	// rest. It waits for the spec. Without user namespaces, at a tier that
 	// allows it, it starts without any.
 	useNS := true
-	cmd, pipes, err := l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
+	cmd, pipes, err := (*exec.Cmd)(nil), initPipes{}, error(unix.EPERM)
+	if !l.noNamespaces {
+		cmd, pipes, err = l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
+	}
 	if err != nil && nsUnavailable(err) && !requires(l.required, MechUserNS) {
 		p.mech.Warnings = append(p.mech.Warnings, "namespaces unavailable ("+err.Error()+"): running with Landlock, seccomp and limits only")
 		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "err", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,35 @@ func TestRequiredByTier(t *testing.T) {
 	}
 	if requires(opt, MechLandlockNet) || requires(opt, MechCPULimit) {
 		t.Errorf("optional layers required: %v", opt)
+	}
+}
+
+// TestNoNamespacesFallback: where namespaces cannot be created, Foundation
+// runs the tool with Landlock, seccomp and limits and says so; Advanced
+// refuses.
+func TestNoNamespacesFallback(t *testing.T) {
+	h := newHarness(t)
+	h.l.noNamespaces = true
+	if _, err := h.l.Start(context.Background(), Spec{Profile: withHostile(DefaultProfile()), Args: []string{testEnv.hostile, "exit", "0"}}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("advanced without namespaces: %v, want ErrRefused", err)
+	}
+	l, err := New(Options{Tier: tier.Foundation, Sink: h.rec, DataDir: h.dataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.noNamespaces = true
+	h.l = l
+	out, ex := h.run(DefaultProfile(), "read", "/etc/shadow", h.home+"/canary", h.dataDir+"/canary", "/etc/ld.so.cache")
+	if !ex.Success() {
+		t.Fatalf("exit %v", ex)
+	}
+	expectBlocked(t, out, "read:/etc/shadow", "read:"+h.home+"/canary", "read:"+h.dataDir+"/canary")
+	expectOK(t, out, "read:/etc/ld.so.cache")
+	out, _ = h.run(DefaultProfile(), "write", "/tmp/hostile-outside-"+h.rec.Events()[0].Metadata.UID)
+	expectBlocked(t, out, "write:/tmp/hostile-outside-"+h.rec.Events()[0].Metadata.UID)
+	ev := h.rec.Find("sandbox_started")
+	last := ev[len(ev)-1]
+	if last.Warden.Attrs["mech.user_ns"] != "off" || !strings.Contains(last.Warden.Attrs["warnings"], "namespaces unavailable") {
+		t.Errorf("fallback not recorded: %v", last.Warden.Attrs)
 	}
 }
