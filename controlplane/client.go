@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
-	"github.com/spiffe/go-spiffe/v2/svid/x509svid"
 
 	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/credential"
@@ -78,17 +77,7 @@ func tlsConfig(roots []*x509.Certificate, td spiffeid.TrustDomain) *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return errors.New("control plane presented no certificate")
 			}
-			id, err := x509svid.IDFromCert(cs.PeerCertificates[0])
-			if err != nil {
-				return fmt.Errorf("control plane certificate is not an X.509-SVID: %w", err)
-			}
-			if id.TrustDomain() != td {
-				return fmt.Errorf("server is %s, outside trust domain %s", id, td)
-			}
-			if role, _, err := identity.RoleOf(id); err != nil || role != identity.RoleControlPlane {
-				return fmt.Errorf("server presents %s, which is not a control plane identity", id)
-			}
-			return nil
+			return identity.CheckPeer(cs.PeerCertificates[0], td, identity.RoleControlPlane)
 		},
 	}
 }

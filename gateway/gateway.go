@@ -143,7 +143,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	sort.Strings(g.order)
 	mux := http.NewServeMux()
-	opts := &mcp.StreamableHTTPOptions{MaxRequestBodyBytes: o.Config.MaxMessageBytes, Logger: o.Log}
+	opts := &mcp.StreamableHTTPOptions{MaxRequestBodyBytes: o.Config.MaxMessageBytes, Logger: quiet(o.Log)}
 	mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.agg }, opts))
 	for name, s := range g.per {
 		mux.Handle("/mcp/"+name, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, opts))
@@ -157,7 +157,7 @@ func (g *Gateway) newServer(impl *mcp.Implementation, upstream string) *mcp.Serv
 	s := mcp.NewServer(impl, &mcp.ServerOptions{
 		Instructions: "Tools are served through Warden: every call is checked against your task's grant and the organisation's policy. A refused call returns an error result whose _meta[\"warden.dev/decision\"] says why.",
 		HasTools:     true,
-		Logger:       g.log,
+		Logger:       quiet(g.log),
 	})
 	s.AddReceivingMiddleware(g.middleware(upstream))
 	return s
@@ -340,6 +340,24 @@ func (g *Gateway) Labels(id string) ([]string, bool) {
 	}
 	return t.Labels, true
 }
+
+// quiet passes on the MCP SDK's warnings and errors only: its per-session
+// information would drown the gateway's own log.
+func quiet(l *slog.Logger) *slog.Logger { return slog.New(minLevel{l.Handler(), slog.LevelWarn}) }
+
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }
 
 func randomKey() string {
 	var b [16]byte

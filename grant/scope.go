@@ -237,7 +237,7 @@ func (cs *compiledScope) check(tool string, args map[string]any) (int, *Error) {
 		matched = true
 		if err := e.checkArgs(args); err != nil {
 			if first == nil {
-				first = wrapErr(CodeConstraint, err, "%s is granted by entry %q, but", tool, e.tool)
+				first = errorf(CodeConstraint, "%v (grant entry %s)", err, e.tool)
 			}
 			continue
 		}

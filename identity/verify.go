@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -228,3 +229,20 @@ func (v *Verifier) Lookup(id spiffeid.ID, roles ...Role) (*Caller, error) {
 
 // Root returns the trust anchor the verifier checks X.509 chains against.
 func (v *Verifier) Root() *x509.Certificate { return v.roots.X509Authorities()[0] }
+
+// CheckPeer checks that a TLS peer's certificate (already verified against
+// the trust bundle by the handshake) is an X.509-SVID of role in td: the
+// client's side of "every endpoint checks the role of the ID it is given".
+func CheckPeer(leaf *x509.Certificate, td spiffeid.TrustDomain, role Role) error {
+	id, err := x509svid.IDFromCert(leaf)
+	if err != nil {
+		return fmt.Errorf("peer certificate is not an X.509-SVID: %w", err)
+	}
+	if id.TrustDomain() != td {
+		return fmt.Errorf("peer is %s, outside trust domain %s", id, td)
+	}
+	if r, _, err := RoleOf(id); err != nil || r != role {
+		return fmt.Errorf("peer presents %s, which is not a %s identity", id, role)
+	}
+	return nil
+}

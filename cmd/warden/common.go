@@ -24,6 +24,10 @@ func (a *app) logger() *slog.Logger {
 	if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
 		lvl = slog.LevelInfo
 	}
+	return a.loggerAt(lvl)
+}
+
+func (a *app) loggerAt(lvl slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 }
 

@@ -50,6 +50,7 @@ func serve(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	cfg.ControlPlane.Listen = freePort(t)
+	cfg.Gateway.Listen = freePort(t)
 	if err := cfg.Save(config.Dir(dir).Config()); err != nil {
 		t.Fatal(err)
 	}

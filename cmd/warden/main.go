@@ -81,6 +81,9 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		adminCmd(a),
 		taskCmd(a),
 		authorizeCmd(a),
+		demoCmd(a),
+		mcpCmd(a),
+		demoToolCmd(),
 		auditCmd(a),
 		policyCmd(a),
 	)

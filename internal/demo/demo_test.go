@@ -1,0 +1,58 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/internal/demotools"
+)
+
+// TestMain lets this test binary play the warden binary's "demo-tool NAME".
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "demo-tool" {
+		s, err := demotools.New(os.Args[2])
+		if err != nil {
+			os.Exit(2)
+		}
+		_ = s.Run(context.Background(), &mcp.StdioTransport{})
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep, err := Run(context.Background(), &out, Options{Exe: exe, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if n := len(rep.Allowed(WellBehaved)); n != 3 {
+		t.Errorf("well-behaved agent: %d calls allowed, want 3\n%s", n, out.String())
+	}
+	if n := len(rep.Allowed(Compromised)); n != 0 {
+		t.Errorf("compromised agent: %d calls allowed\n%s", n, out.String())
+	}
+	codes := map[string]bool{}
+	for _, s := range rep.Denied(Compromised) {
+		codes[s.Code] = true
+	}
+	for _, want := range []string{"constraint_violated", "tool_not_granted", "tool_budget_exhausted", "task_completed"} {
+		if !codes[want] {
+			t.Errorf("no denial with %s", want)
+		}
+	}
+	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
