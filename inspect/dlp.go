@@ -2,6 +2,9 @@ package inspect
 
 import (
 	_ "embed"
+
+	"github.com/warden-run/warden/inspect/internal/acindex"
+
 	"encoding/json"
 	"fmt"
 	"math"
@@ -39,6 +42,7 @@ type compiledSecret struct {
 	secretRule
 	re    *regexp.Regexp
 	allow []allowRe
+	wide bool // the pattern can span far from its keyword: run it on the whole text
 }
 
 type allowRe struct {
@@ -59,7 +63,7 @@ type ScannerOptions struct {
 // compiled once in NewScanner; Scan allocates only for what it finds.
 type Scanner struct {
 	rules       []compiledSecret
-	kw          *keywordIndex
+	kw          *acindex.Index
 	globalAllow []*regexp.Regexp
 	stopwords   []string
 	userAllow   []*regexp.Regexp
@@ -87,6 +91,7 @@ func NewScanner(o ScannerOptions) (*Scanner, error) {
 			return nil, fmt.Errorf("secret rule %s: %w", r.ID, err)
 		}
 		c := compiledSecret{secretRule: r, re: re}
+		c.wide = strings.Contains(r.Regex, `[\s\S]`) || strings.Contains(r.Regex, "(?s") || strings.Contains(r.Regex, "{64,") || strings.Contains(r.Regex, "{100,") || strings.Contains(r.Regex, "{250,")
 		for _, a := range r.Allow {
 			are, err := regexp.Compile(a.Regex)
 			if err != nil {
@@ -97,7 +102,7 @@ func NewScanner(o ScannerOptions) (*Scanner, error) {
 		s.rules = append(s.rules, c)
 		kws = append(kws, r.Keywords)
 	}
-	s.kw = newKeywordIndex(kws)
+	s.kw = acindex.New(kws)
 	for _, x := range f.GlobalAllowRegexes {
 		re, err := regexp.Compile(x)
 		if err != nil {
@@ -138,41 +143,95 @@ func (s *Scanner) Scan(text, path string) []Finding {
 	return dropOverlaps(out)
 }
 
+// Keyword windows: a rule's pattern runs on the text around each of its
+// keywords (most secrets sit within a few hundred bytes after the name that
+// introduces them), not on the whole text.
+const (
+	kwBefore = 64
+	kwAfter  = 320
+)
+
 func (s *Scanner) scanSecrets(text, path string, out []Finding) []Finding {
-	cands := s.kw.match(text)
-	for _, ri := range cands {
+	type hit struct{ rule, pos int }
+	var hits []hit
+	s.kw.ScanN(text, func(rule, pos, n int) bool {
+		// A keyword of three bytes or fewer ("s.", "sk-") only counts at
+		// the start of a word.
+		if n <= 3 && pos > 0 && isAlnum(text[pos-1]) {
+			return true
+		}
+		hits = append(hits, hit{rule, pos})
+		return len(hits) < 4096
+	})
+	if len(hits) == 0 {
+		return out
+	}
+	sort.Slice(hits, func(i, j int) bool {
+		if hits[i].rule != hits[j].rule {
+			return hits[i].rule < hits[j].rule
+		}
+		return hits[i].pos < hits[j].pos
+	})
+	for k := 0; k < len(hits); {
+		ri := hits[k].rule
 		r := &s.rules[ri]
-		for _, m := range r.re.FindAllStringSubmatchIndex(text, 16) {
-			secret, ss, se := text[m[0]:m[1]], m[0], m[1]
-			g := r.SecretGroup
-			if g == 0 && len(m) > 2 {
-				// gitleaks uses the first non-empty group when none is named.
-				for k := 1; 2*k+1 < len(m); k++ {
-					if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
-						g = k
-						break
-					}
+		var windows [][2]int
+		for ; k < len(hits) && hits[k].rule == ri; k++ {
+			if r.wide {
+				continue
+			}
+			a, b := max(0, hits[k].pos-kwBefore), min(len(text), hits[k].pos+kwAfter)
+			if n := len(windows); n > 0 && a <= windows[n-1][1] {
+				windows[n-1][1] = b
+				continue
+			}
+			if len(windows) < 64 {
+				windows = append(windows, [2]int{a, b})
+			}
+		}
+		if r.wide {
+			windows = [][2]int{{0, len(text)}}
+		}
+		for _, w := range windows {
+			out = s.matchRule(r, text, w[0], w[1], path, out)
+		}
+	}
+	return out
+}
+
+// matchRule runs one rule's pattern on text[a:b].
+func (s *Scanner) matchRule(r *compiledSecret, text string, a, b int, path string, out []Finding) []Finding {
+	win := text[a:b]
+	for _, m := range r.re.FindAllStringSubmatchIndex(win, 16) {
+		ss, se := m[0], m[1]
+		g := r.SecretGroup
+		if g == 0 && len(m) > 2 {
+			// gitleaks uses the first non-empty group when none is named.
+			for k := 1; 2*k+1 < len(m); k++ {
+				if m[2*k] >= 0 && m[2*k+1] > m[2*k] {
+					g = k
+					break
 				}
 			}
-			if g > 0 && 2*g+1 < len(m) && m[2*g] >= 0 {
-				ss, se = m[2*g], m[2*g+1]
-				secret = text[ss:se]
-			}
-			if r.Entropy > 0 && shannon(secret) < r.Entropy {
-				continue
-			}
-			if s.allowed(r, secret, text[m[0]:m[1]], line(text, m[0], m[1])) {
-				continue
-			}
-			score := 0.9
-			switch {
-			case strings.HasPrefix(r.ID, "generic"):
-				score = 0.75 // a specific rule matching the same text wins
-			case r.Entropy == 0:
-				score = 0.8
-			}
-			out = append(out, Finding{Kind: KindSecret, Rule: r.ID, Reason: r.Description, Score: score, Path: path, Start: ss, End: se, Excerpt: mask(secret)})
 		}
+		if g > 0 && 2*g+1 < len(m) && m[2*g] >= 0 {
+			ss, se = m[2*g], m[2*g+1]
+		}
+		secret := win[ss:se]
+		if r.Entropy > 0 && shannon(secret) < r.Entropy {
+			continue
+		}
+		if s.allowed(r, secret, win[m[0]:m[1]], line(text, a+m[0], a+m[1])) {
+			continue
+		}
+		score := 0.9
+		switch {
+		case strings.HasPrefix(r.ID, "generic"):
+			score = 0.75 // a specific rule matching the same text wins
+		case r.Entropy == 0:
+			score = 0.8
+		}
+		out = append(out, Finding{Kind: KindSecret, Rule: r.ID, Reason: r.Description, Score: score, Path: path, Start: a + ss, End: a + se, Excerpt: mask(secret)})
 	}
 	return out
 }
@@ -260,93 +319,5 @@ func dropOverlaps(fs []Finding) []Finding {
 		}
 		out = append(out, f)
 	}
-	return out
-}
-
-// keywordIndex finds which rules' keywords occur in a text in one pass,
-// case-insensitively, with an Aho-Corasick automaton over bytes.
-type keywordIndex struct {
-	next  [][256]int32 // goto function with failure links folded in
-	out   [][]int32    // rules whose keyword ends at this state
-	rules int
-}
-
-func newKeywordIndex(kws [][]string) *keywordIndex {
-	k := &keywordIndex{next: make([][256]int32, 1), out: make([][]int32, 1), rules: len(kws)}
-	for i := range k.next[0] {
-		k.next[0][i] = -1
-	}
-	for ri, ws := range kws {
-		for _, w := range ws {
-			w = strings.ToLower(w)
-			st := int32(0)
-			for i := 0; i < len(w); i++ {
-				c := w[i]
-				if k.next[st][c] < 0 {
-					k.next = append(k.next, [256]int32{})
-					k.out = append(k.out, nil)
-					n := int32(len(k.next) - 1)
-					for j := range k.next[n] {
-						k.next[n][j] = -1
-					}
-					k.next[st][c] = n
-				}
-				st = k.next[st][c]
-			}
-			k.out[st] = append(k.out[st], int32(ri))
-		}
-	}
-	// Breadth-first: failure links, folded into the goto table.
-	fail := make([]int32, len(k.next))
-	queue := make([]int32, 0, len(k.next))
-	for c := range 256 {
-		if n := k.next[0][c]; n >= 0 {
-			fail[n] = 0
-			queue = append(queue, n)
-		} else {
-			k.next[0][c] = 0
-		}
-	}
-	for len(queue) > 0 {
-		st := queue[0]
-		queue = queue[1:]
-		for c := range 256 {
-			n := k.next[st][c]
-			if n >= 0 {
-				fail[n] = k.next[fail[st]][c]
-				k.out[n] = append(k.out[n], k.out[fail[n]]...)
-				queue = append(queue, n)
-			} else {
-				k.next[st][c] = k.next[fail[st]][c]
-			}
-		}
-	}
-	return k
-}
-
-// match returns the indices of rules with a keyword in text, ascending.
-func (k *keywordIndex) match(text string) []int {
-	var seen []uint64
-	var out []int
-	st := int32(0)
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		st = k.next[st][c]
-		if o := k.out[st]; len(o) > 0 {
-			if seen == nil {
-				seen = make([]uint64, (k.rules+63)/64)
-			}
-			for _, r := range o {
-				if seen[r/64]&(1<<(r%64)) == 0 {
-					seen[r/64] |= 1 << (r % 64)
-					out = append(out, int(r))
-				}
-			}
-		}
-	}
-	sort.Ints(out)
 	return out
 }

@@ -2,6 +2,8 @@ package inspect
 
 import (
 	"fmt"
+
+	"github.com/warden-run/warden/inspect/internal/acindex"
 	"net"
 	"net/url"
 	"regexp"
@@ -35,8 +37,9 @@ func (p EgressPolicy) Allowed(host string) bool {
 
 // exfilRules are the exfiltration patterns, compiled once per Scanner.
 type exfilRules struct {
-	mdImage, mdLink, htmlActive, url, domain, template *regexp.Regexp
-	fileExt                                            map[string]bool
+	mdImage, mdLink, htmlActive, template *regexp.Regexp
+	fileExt                               map[string]bool
+	active                                *acindex.Index // literal stems that gate htmlActive
 }
 
 func newExfilRules() (*exfilRules, error) {
@@ -47,14 +50,16 @@ func newExfilRules() (*exfilRules, error) {
 		mdLink:  c.compile(`\[[^\]\n]{0,500}\]\(\s*<?([^)\s>]{1,1000})`),
 		// HTML and script that executes or loads when rendered.
 		htmlActive: c.compile(`(?i)<\s*(?:script|iframe|object|embed|svg|math|base|meta|link|form|frame|frameset)\b|<\s*img\b[^>]*\bsrc\s*=|\bon[a-z]{3,20}\s*=|\b(?:javascript|vbscript|livescript)\s*:|\bdata\s*:\s*(?:text/html|image/svg|application/(?:x-)?javascript)|\bexpression\s*\(|\b(?:alert|confirm|prompt|eval)\s*\(|\(\s*document\.cookie|document\.(?:cookie|domain|location)|\bfromcharcode\s*\(|\bsrcdoc\s*=|&lt;\s*(?:script|a|img|iframe)\b`),
-		url:        c.compile(`(?i)\b(?:https?|ftp|wss?)://[^\s"'<>()]{1,1000}|(?:^|[\s"'(=])//[a-z0-9.\-]{3,253}\.[a-z]{2,24}(?:/[^\s"'<>]*)?`),
-		domain:     c.compile(`(?i)\b(?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b`),
 		template:   c.compile(`(?i)[?&=/](?:[^\s)]*)(?:<[^>]{1,60}>|\{[^}]{1,60}\}|\[[A-Z_ ]{3,60}\]|\$[A-Z_]{3,40})`),
 		fileExt:    map[string]bool{},
 	}
 	for _, e := range strings.Fields(`py sh md rs pl ps so txt json yaml yml go js ts c h cc cpp hpp java rb php html htm css xml csv log zip tar gz tgz bz2 xz exe dll bin png jpg jpeg gif svg pdf doc docx xls xlsx mov mp4 mp3 wav ini conf cfg toml lock sum mod tmp bak swp o a lib jar class pyc whl deb rpm img iso db sqlite sql proto lua kt swift scala tf hcl env pem crt key der p12 pub`) {
 		r.fileExt[e] = true
 	}
+	r.active = acindex.New([][]string{{"<script", "<iframe", "<object", "<embed", "<svg", "<math", "<base", "<meta", "<link", "<form", "<frame",
+		"<img", "javascript", "vbscript", "livescript", "data:", "data :", "expression(", "expression (", "alert(", "alert (", "confirm(", "prompt(", "eval(",
+		"document.", "fromcharcode", "srcdoc", "&lt;", "onerror", "onload", "onclick", "onmouse", "onfocus", "onblur", "onchange", "onsubmit",
+		"onkey", "oninput", "onanimation", "ontoggle", "onbegin", "onpageshow", "onresize", "onscroll", "onpointer", "onwheel", "ondrag", "ontouch", "onplay"}})
 	return r, c.err
 }
 
@@ -99,13 +104,39 @@ func (s *Scanner) ScanExfil(text, path string, pol EgressPolicy) []Finding {
 			}
 		}
 	}
-	if strings.ContainsAny(text, "<:(&") {
-		for _, m := range r.htmlActive.FindAllStringIndex(text, 16) {
-			add("active_content", "HTML or script that runs or loads when rendered", 0.9, m[0], m[1])
+	hits := 0
+	lastEnd := -1
+	r.active.Scan(text, func(_, pos int) bool {
+		if pos < lastEnd {
+			return true
 		}
-	}
-	if strings.Contains(text, ".") {
-		urls := r.url.FindAllStringIndex(text, 256)
+		hits++
+		a, b := max(0, pos-16), min(len(text), pos+256)
+		if m := r.htmlActive.FindStringIndex(text[a:b]); m != nil {
+			add("active_content", "HTML or script that runs or loads when rendered", 0.9, a+m[0], a+m[1])
+			lastEnd = a + m[1]
+		}
+		return hits < 32
+	})
+	var urls [][2]int
+	forEachURL(text, func(a, b int) bool {
+		urls = append(urls, [2]int{a, b})
+		u := text[a:b]
+		host := hostOf(u)
+		if host == "" || pol.Allowed(host) || claimedWithin(claimed, a, b) {
+			return len(urls) < 256
+		}
+		switch {
+		case pol.DenyUnlisted:
+			add("egress_not_allowed", "URL to "+host+", which the task's egress allow-list does not include", 0.95, a, b)
+		case r.template.MatchString(u):
+			add("url_template", "URL to "+host+" with a placeholder for data to be filled in", 0.8, a, b)
+		case carriesData(u):
+			add("url_carries_data", "URL to "+host+" whose query or path carries encoded data", 0.7, a, b)
+		}
+		return len(urls) < 256
+	})
+	if pol.DenyUnlisted {
 		inURL := func(i int) bool {
 			for _, u := range urls {
 				if i >= u[0] && i < u[1] {
@@ -114,41 +145,20 @@ func (s *Scanner) ScanExfil(text, path string, pol EgressPolicy) []Finding {
 			}
 			return false
 		}
-		for _, m := range urls {
-			s := m[0]
-			for s < m[1] && (text[s] == ' ' || text[s] == '"' || text[s] == '\'' || text[s] == '(' || text[s] == '=' || text[s] == '\t' || text[s] == '\n') {
-				s++
+		n := 0
+		forEachDomain(text, func(a, b int) bool {
+			n++
+			if inURL(a) || a > 0 && (text[a-1] == '@' || text[a-1] == '/') {
+				return n < 256
 			}
-			u := strings.TrimRight(text[s:m[1]], ".,;:!?")
-			host := hostOf(u)
-			if host == "" || pol.Allowed(host) || claimedWithin(claimed, s, m[1]) {
-				continue
+			d := strings.ToLower(text[a:b])
+			tld := d[strings.LastIndexByte(d, '.')+1:]
+			if r.fileExt[tld] || pol.Allowed(d) || net.ParseIP(d) != nil {
+				return n < 256
 			}
-			switch {
-			case pol.DenyUnlisted:
-				add("egress_not_allowed", "URL to "+host+", which the task's egress allow-list does not include", 0.95, s, s+len(u))
-			case r.template.MatchString(u):
-				add("url_template", "URL to "+host+" with a placeholder for data to be filled in", 0.8, s, s+len(u))
-			case carriesData(u):
-				add("url_carries_data", "URL to "+host+" whose query or path carries encoded data", 0.7, s, s+len(u))
-			}
-		}
-		if pol.DenyUnlisted {
-			for _, m := range r.domain.FindAllStringIndex(text, 256) {
-				if inURL(m[0]) {
-					continue
-				}
-				d := strings.ToLower(text[m[0]:m[1]])
-				if m[0] > 0 && (text[m[0]-1] == '@' || text[m[0]-1] == '/') {
-					continue // e-mail domain (DLP's business) or a path
-				}
-				tld := d[strings.LastIndexByte(d, '.')+1:]
-				if r.fileExt[tld] || pol.Allowed(d) || net.ParseIP(d) != nil {
-					continue
-				}
-				add("domain_not_allowed", "domain "+d+", which the task's egress allow-list does not include", 0.85, m[0], m[1])
-			}
-		}
+			add("domain_not_allowed", "domain "+d+", which the task's egress allow-list does not include", 0.85, a, b)
+			return n < 256
+		})
 	}
 	return out
 }

@@ -10,14 +10,13 @@ import (
 // identifiers (US SSN, UK National Insurance number), each validated beyond
 // its shape where a checksum or a numbering rule exists.
 type piiScanner struct {
-	email, phone, card, iban, ssn, nino *regexp.Regexp
-	ibanLen                             map[string]int
+	phone, card, iban, ssn, nino *regexp.Regexp
+	ibanLen                      map[string]int
 }
 
 func newPIIScanner() (*piiScanner, error) {
 	var c compiler
 	p := &piiScanner{
-		email: c.compile(`[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}\b`),
 		// International (+CC ...) or North American formats with separators.
 		phone: c.compile(`(?:\+[1-9]\d{0,2}[\s.\-]?(?:\(\d{1,4}\)[\s.\-]?)?\d{1,4}(?:[\s.\-]?\d{2,4}){2,4}|\(\d{3}\)\s?\d{3}[\s.\-]\d{4}|\b\d{3}[.\-]\d{3}[.\-]\d{4})\b`),
 		card:  c.compile(`\b(?:\d[ \-]?){12,18}\d\b`),
@@ -40,11 +39,12 @@ func (p *piiScanner) scan(text, path string, out []Finding) []Finding {
 	add := func(rule, reason string, score float64, s, e int) {
 		out = append(out, Finding{Kind: KindPII, Rule: rule, Reason: reason, Score: score, Path: path, Start: s, End: e, Excerpt: mask(text[s:e])})
 	}
-	if strings.IndexByte(text, '@') >= 0 {
-		for _, m := range p.email.FindAllStringIndex(text, 64) {
-			add("email", "e-mail address", 0.9, m[0], m[1])
-		}
-	}
+	emails := 0
+	forEachEmail(text, func(a, b int) bool {
+		add("email", "e-mail address", 0.9, a, b)
+		emails++
+		return emails < 64
+	})
 	digits := 0
 	upper := false
 	for i := 0; i < len(text) && (digits < 9 || !upper); i++ {
@@ -58,45 +58,51 @@ func (p *piiScanner) scan(text, path string, out []Finding) []Finding {
 	if digits < 6 {
 		return out
 	}
+	// Patterns run only on small windows around candidates (letter-digit
+	// codes for IBAN and NINO, number runs for the rest).
+	win := func(a, b int) (int, int) { return max(0, a-3), min(len(text), b+3) }
 	if upper {
-		for _, m := range p.nino.FindAllStringIndex(text, 64) {
-			add("uk_nino", "UK National Insurance number", 0.7, m[0], m[1])
-		}
+		forEachCode(text, func(a, b int) bool {
+			wa, wb := win(a, b)
+			w := text[wa:wb]
+			for _, m := range p.iban.FindAllStringIndex(w, 4) {
+				if p.validIBAN(w[m[0]:m[1]]) {
+					add("iban", "IBAN (mod-97-valid)", 0.95, wa+m[0], wa+m[1])
+				}
+			}
+			for _, m := range p.nino.FindAllStringIndex(w, 4) {
+				add("uk_nino", "UK National Insurance number", 0.7, wa+m[0], wa+m[1])
+			}
+			return len(out) < 256
+		})
 	}
-	if digits < 9 {
-		return out
-	}
-	for _, m := range p.card.FindAllStringIndex(text, 64) {
-		if d := onlyDigits(text[m[0]:m[1]]); len(d) >= 13 && len(d) <= 19 && luhn(d) && cardPrefix(d) {
-			add("payment_card", "payment card number (Luhn-valid)", 0.95, m[0], m[1])
-		}
-	}
-	if upper {
-		for _, m := range p.iban.FindAllStringIndex(text, 64) {
-			if p.validIBAN(text[m[0]:m[1]]) {
-				add("iban", "IBAN (mod-97-valid)", 0.95, m[0], m[1])
+	forEachNumberRun(text, 9, func(a, b int) bool {
+		wa, wb := win(a, b)
+		w := text[wa:wb]
+		for _, m := range p.card.FindAllStringIndex(w, 8) {
+			if d := onlyDigits(w[m[0]:m[1]]); len(d) >= 13 && len(d) <= 19 && luhn(d) && cardPrefix(d) {
+				add("payment_card", "payment card number (Luhn-valid)", 0.95, wa+m[0], wa+m[1])
 			}
 		}
-	}
-	for _, m := range p.ssn.FindAllStringIndex(text, 64) {
-		if validSSN(text[m[0]:m[1]]) {
-			add("us_ssn", "US Social Security number", 0.8, m[0], m[1])
+		for _, m := range p.ssn.FindAllStringIndex(w, 8) {
+			if validSSN(w[m[0]:m[1]]) {
+				add("us_ssn", "US Social Security number", 0.8, wa+m[0], wa+m[1])
+			}
 		}
-	}
-	for _, m := range p.phone.FindAllStringIndex(text, 64) {
-		d := onlyDigits(text[m[0]:m[1]])
-		if len(d) < 9 || len(d) > 15 {
-			continue
-		}
-		// A card or IBAN already claims these digits; dates and versions are not phones.
-		s := text[m[0]:m[1]]
-		if strings.Count(s, ".") >= 2 && !strings.HasPrefix(s, "+") && !strings.Contains(s, " ") {
-			if strings.Count(s, ".") != 2 {
+		for _, m := range p.phone.FindAllStringIndex(w, 8) {
+			s := w[m[0]:m[1]]
+			d := onlyDigits(s)
+			if len(d) < 9 || len(d) > 15 {
 				continue
 			}
+			// Dotted numbers are versions and dates more often than phones.
+			if strings.Count(s, ".") >= 2 && !strings.HasPrefix(s, "+") && !strings.Contains(s, " ") && strings.Count(s, ".") != 2 {
+				continue
+			}
+			add("phone", "phone number", 0.6, wa+m[0], wa+m[1])
 		}
-		add("phone", "phone number", 0.6, m[0], m[1])
-	}
+		return len(out) < 256
+	})
 	return out
 }
 
@@ -172,4 +178,24 @@ func (p *piiScanner) validIBAN(s string) bool {
 func validSSN(s string) bool {
 	area, group, serial := s[0:3], s[4:6], s[7:11]
 	return area != "000" && area != "666" && area[0] != '9' && group != "00" && serial != "0000"
+}
+
+// forEachCode calls fn with runs of upper-case letters, digits and single
+// spaces that start with two letters and two digits (IBAN, NINO shapes).
+func forEachCode(s string, fn func(start, end int) bool) {
+	for i := 0; i+4 <= len(s); i++ {
+		if !(s[i] >= 'A' && s[i] <= 'Z' && s[i+1] >= 'A' && s[i+1] <= 'Z') || i > 0 && isAlnum(s[i-1]) {
+			continue
+		}
+		j := i + 2
+		for j < len(s) && j-i < 48 && (s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9' || s[j] == ' ' && j+1 < len(s) && isAlnum(s[j+1])) {
+			j++
+		}
+		if j-i >= 9 && s[i+2] >= '0' && s[i+2] <= '9' || j-i >= 9 && s[i+2] == ' ' {
+			if !fn(i, j) {
+				return
+			}
+			i = j
+		}
+	}
 }

@@ -3,7 +3,6 @@ package inspect
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -89,7 +88,6 @@ type Session struct {
 	sources []*taintEntry
 	all     []TaintSource // every source, including those no longer indexed
 	dec     *decode.Decoder
-	ent     *regexp.Regexp
 }
 
 type taintEntry struct {
@@ -104,7 +102,6 @@ func NewSession(lim TaintLimits) *Session {
 	return &Session{
 		lim: lim.withDefaults(),
 		dec: decode.New(decode.Limits{MaxPayloads: 8, MaxBytes: 64 << 10}),
-		ent: mustEntity(`(?i)[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,24}|\b(?:https?|ftp)://[^\s"'<>()\[\]]+|\b(?:[a-z0-9\-]+\.)+[a-z]{2,24}\b|\b\d[\d\- ]{5,30}\d\b|\b[A-Z]{2}\d{2}[A-Z0-9]{10,30}\b`),
 	}
 }
 
@@ -125,11 +122,11 @@ func (s *Session) Ingest(src TaintSource, content string) {
 		e.anchors[h] = struct{}{}
 		return true
 	})
-	for _, m := range s.ent.FindAllString(content, 4096) {
+	forEachEntity(content, 4096, func(m string) {
 		if v := canonEntity(m); len(v) >= 6 {
 			e.ents[v] = struct{}{}
 		}
-	}
+	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.all = append(s.all, src)
@@ -216,16 +213,22 @@ func (s *Session) Match(args []Arg) []FlowMatch {
 func (s *Session) matchOne(entries []*taintEntry, value string) (FlowMatch, bool) {
 	// Entities first: short values like an e-mail address or an account
 	// number are what injected instructions most often plant.
-	for _, m := range s.ent.FindAllString(value, 64) {
+	var found FlowMatch
+	ok := false
+	forEachEntity(value, 64, func(m string) {
 		v := canonEntity(m)
-		if len(v) < 6 {
-			continue
+		if ok || len(v) < 6 {
+			return
 		}
 		for i := len(entries) - 1; i >= 0; i-- {
-			if _, ok := entries[i].ents[v]; ok {
-				return FlowMatch{Source: entries[i].src, How: "entity", Match: cutString(v, 80)}, true
+			if _, hit := entries[i].ents[v]; hit {
+				found, ok = FlowMatch{Source: entries[i].src, How: "entity", Match: cutString(v, 80)}, true
+				return
 			}
 		}
+	})
+	if ok {
+		return found, true
 	}
 	c := canonical(value)
 	if len(c) < s.lim.MinMatch {
@@ -233,7 +236,6 @@ func (s *Session) matchOne(entries []*taintEntry, value string) (FlowMatch, bool
 	}
 	k := s.window()
 	var res FlowMatch
-	ok := false
 	forAnchors(c, k, func(h uint64, pos int) bool {
 		for i := len(entries) - 1; i >= 0; i-- {
 			e := entries[i]
@@ -426,13 +428,39 @@ func TopLevelArg(path string) string {
 	return p
 }
 
-// mustEntity compiles the entity pattern, a constant that compiles (a test
-// constructs a Session); should it ever fail, the session matches no entity
-// rather than panic.
-func mustEntity(p string) *regexp.Regexp {
-	re, err := regexp.Compile(p)
-	if err != nil {
-		return regexp.MustCompile(`$^`)
+// forEachEntity calls fn with the e-mail addresses, URLs, host names,
+// long numbers (account, reference, phone) and IBAN-like codes in s, at most
+// max of them.
+func forEachEntity(s string, max int, fn func(string)) {
+	n := 0
+	emit := func(a, b int) bool {
+		fn(s[a:b])
+		n++
+		return n < max
 	}
-	return re
+	forEachEmail(s, emit)
+	forEachURL(s, emit)
+	forEachDomain(s, emit)
+	forEachNumberRun(s, 6, emit)
+	// Codes mixing letters and digits (ZX-99-4471-AB, IBANs): tokens of
+	// letters, digits and dashes with at least 4 digits and 2 letters.
+	for i := 0; i < len(s) && n < max; {
+		if !isAlnum(s[i]) {
+			i++
+			continue
+		}
+		j, digits, letters := i, 0, 0
+		for j < len(s) && (isAlnum(s[j]) || s[j] == '-') {
+			if s[j] >= '0' && s[j] <= '9' {
+				digits++
+			} else if s[j] != '-' {
+				letters++
+			}
+			j++
+		}
+		if digits >= 4 && letters >= 2 && j-i >= 8 && j-i <= 64 {
+			emit(i, j)
+		}
+		i = j
+	}
 }

@@ -118,6 +118,11 @@ func New(keywords [][]string) *Index {
 // Scan calls fn(tag, start) for every keyword occurrence in text, in order
 // of their ends; it stops when fn returns false.
 func (k *Index) Scan(text string, fn func(tag, start int) bool) {
+	k.ScanN(text, func(tag, start, _ int) bool { return fn(tag, start) })
+}
+
+// ScanN is Scan that also passes the length of the keyword found.
+func (k *Index) ScanN(text string, fn func(tag, start, n int) bool) {
 	st := int32(0)
 	nc := int32(k.nclass)
 	for i := 0; i < len(text); i++ {
@@ -125,7 +130,7 @@ func (k *Index) Scan(text string, fn func(tag, start int) bool) {
 		if k.hasOut[st] {
 			o := k.out[st]
 			for j, tag := range o {
-				if !fn(int(tag), i+1-int(k.lens[st][j])) {
+				if !fn(int(tag), i+1-int(k.lens[st][j]), int(k.lens[st][j])) {
 					return
 				}
 			}
