@@ -42,7 +42,7 @@ type compiledSecret struct {
 	secretRule
 	re    *regexp.Regexp
 	allow []allowRe
-	wide bool // the pattern can span far from its keyword: run it on the whole text
+	wide  bool // the pattern can span far from its keyword: run it on the whole text
 }
 
 type allowRe struct {

@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -93,8 +94,14 @@ type Session struct {
 type taintEntry struct {
 	src     TaintSource
 	text    string              // canonical form
-	anchors map[uint64]struct{} // hashes of anchored windows of text
+	anchors []uint64            // sorted hashes of anchored windows of text
 	ents    map[string]struct{} // e-mails, URLs, hosts, long numbers
+}
+
+func (e *taintEntry) hasAnchor(h uint64) bool {
+	i, ok := slices.BinarySearch(e.anchors, h)
+	_ = i
+	return ok
 }
 
 // NewSession starts an untainted session.
@@ -116,12 +123,15 @@ func (s *Session) Ingest(src TaintSource, content string) {
 	if src.At.IsZero() {
 		src.At = time.Now()
 	}
-	e := &taintEntry{src: src, text: canonical(content), anchors: map[uint64]struct{}{}, ents: map[string]struct{}{}}
+	e := &taintEntry{src: src, text: canonical(content), ents: map[string]struct{}{}}
 	k := s.window()
+	e.anchors = make([]uint64, 0, len(e.text)/3)
 	forAnchors(e.text, k, func(h uint64, _ int) bool {
-		e.anchors[h] = struct{}{}
+		e.anchors = append(e.anchors, h)
 		return true
 	})
+	slices.Sort(e.anchors)
+	e.anchors = slices.Compact(e.anchors)
 	forEachEntity(content, 4096, func(m string) {
 		if v := canonEntity(m); len(v) >= 6 {
 			e.ents[v] = struct{}{}
@@ -239,7 +249,7 @@ func (s *Session) matchOne(entries []*taintEntry, value string) (FlowMatch, bool
 	forAnchors(c, k, func(h uint64, pos int) bool {
 		for i := len(entries) - 1; i >= 0; i-- {
 			e := entries[i]
-			if _, hit := e.anchors[h]; !hit {
+			if !e.hasAnchor(h) {
 				continue
 			}
 			// Verify and extend: the longest stretch around the anchor that
@@ -267,9 +277,31 @@ func (s *Session) matchOne(entries []*taintEntry, value string) (FlowMatch, bool
 
 // canonical lower-cases and collapses whitespace.
 func canonical(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
+	b := make([]byte, 0, len(s))
 	space := false
+	i := 0
+	for ; i < len(s) && s[i] < utf8.RuneSelf; i++ { // ASCII prefix, the common case
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f':
+			space = true
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if space && len(b) > 0 {
+			b = append(b, ' ')
+		}
+		space = false
+		b = append(b, c)
+	}
+	if i == len(s) {
+		return string(b)
+	}
+	return canonicalSlow(s[i:], b, space)
+}
+
+func canonicalSlow(s string, b []byte, space bool) string {
 	for _, r := range s {
 		if r == utf8.RuneError {
 			continue
@@ -278,13 +310,13 @@ func canonical(s string) string {
 			space = true
 			continue
 		}
-		if space && b.Len() > 0 {
-			b.WriteByte(' ')
+		if space && len(b) > 0 {
+			b = append(b, ' ')
 		}
 		space = false
-		b.WriteRune(unicode.ToLower(r))
+		b = utf8.AppendRune(b, unicode.ToLower(r))
 	}
-	return b.String()
+	return string(b)
 }
 
 func canonEntity(s string) string {
