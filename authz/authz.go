@@ -36,7 +36,12 @@ type Request struct {
 	Call grant.Call
 	// Tool is the tool as policy sees it, with its risk labels; its ID must
 	// be Call.Tool.
-	Tool    policy.Tool
+	Tool policy.Tool
+	// Read, when set, makes this a read of an MCP resource or prompt
+	// (policy action read on it) rather than a tool call; Call.Tool is then
+	// the pseudo-tool the grant names for it (server.read_resource,
+	// server.get_prompt).
+	Read    policy.Target
 	Session policy.Session
 	Groups  []string // Cedar groups the agent is in
 }
@@ -93,6 +98,9 @@ func (p *Point) Authorize(ctx context.Context, r Request) Decision {
 		Args:    r.Call.Args,
 		Session: r.Session,
 	}
+	if r.Read != nil {
+		preq.Action, preq.Target = policy.Read, r.Read
+	}
 	var d Decision
 	ch, err := p.grants.Check(ctx, r.Call)
 	var pd policy.Decision
@@ -100,7 +108,7 @@ func (p *Point) Authorize(ctx context.Context, r Request) Decision {
 	case err != nil:
 		d = denyGrant(err)
 		pd = policy.Decision{Code: policy.Code(d.Code), Reasons: []policy.Reason{{Message: err.Error()}}}
-	case r.Tool.ID() != r.Call.Tool:
+	case r.Read == nil && r.Tool.ID() != r.Call.Tool:
 		d = Decision{Code: string(grant.CodeInternal), Reasons: []Reason{{Source: "grant", Code: string(grant.CodeInternal),
 			Message: fmt.Sprintf("the tool decided by policy (%s) is not the tool checked against the grant (%s)", r.Tool.ID(), r.Call.Tool)}}}
 		pd = policy.Decision{Code: policy.Code(d.Code)}
@@ -131,7 +139,7 @@ func (p *Point) Authorize(ctx context.Context, r Request) Decision {
 		}
 		d.Allow, d.Code = true, CodeAllow
 	}
-	if err := p.record(ctx, preq, pd, &d); err != nil {
+	if err := p.record(ctx, preq, r.Call.Tool, pd, &d); err != nil {
 		d.Allow, d.Code, d.Checked = false, CodeUnrecorded, nil
 		d.Reasons = append(d.Reasons, Reason{Source: "record", Code: CodeUnrecorded, Message: "the decision could not be recorded, so the call is denied: " + err.Error()})
 	}
@@ -157,11 +165,11 @@ func agentOf(r Request) policy.Agent {
 }
 
 // record emits the decision as an OCSF API Activity event.
-func (p *Point) record(ctx context.Context, preq policy.Request, pd policy.Decision, d *Decision) error {
+func (p *Point) record(ctx context.Context, preq policy.Request, grantTool string, pd policy.Decision, d *Decision) error {
 	pd.Allow, pd.Code = d.Allow, policy.Code(d.Code)
 	e := policy.DecisionEvent(preq, pd)
 	e.Metadata.Product.Feature = &events.Feature{Name: "authz"}
-	e.Warden.Task, e.Warden.Grant, e.Warden.Tool, e.Warden.Reason = d.Task, d.Grant, preq.Target.(policy.Tool).ID(), d.Code
+	e.Warden.Task, e.Warden.Grant, e.Warden.Tool, e.Warden.Reason = d.Task, d.Grant, grantTool, d.Code
 	e.StatusCode = d.Code
 	e.Message = "allowed by the task's grant and by policy"
 	if !d.Allow {

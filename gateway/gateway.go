@@ -93,7 +93,7 @@ type Gateway struct {
 	per     map[string]*mcp.Server
 	catalog atomic.Pointer[map[string]*Tool]
 	syncMu  sync.Mutex
-	exposed map[*mcp.Server]map[string]bool // tool names registered on each server
+	exposed map[*mcp.Server]*exposure // what is registered on each server
 
 	handler  http.Handler
 	requests sync.Map // internal request key -> *requestAuth
@@ -122,7 +122,7 @@ func New(o Options) (*Gateway, error) {
 	g := &Gateway{
 		cfg: o.Config, td: o.Certs.ID().TrustDomain(), verify: o.Identity, grants: o.Grants, authz: o.Authz, policy: o.Policy,
 		sink: o.Events, log: o.Log, certs: o.Certs, launch: o.Launch, url: o.URL, audience: o.Certs.ID().String(),
-		ups: map[string]*upstream{}, per: map[string]*mcp.Server{}, exposed: map[*mcp.Server]map[string]bool{},
+		ups: map[string]*upstream{}, per: map[string]*mcp.Server{}, exposed: map[*mcp.Server]*exposure{},
 		sessions: newSessions(), jwts: newJWTCache(),
 	}
 	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
@@ -157,6 +157,8 @@ func (g *Gateway) newServer(impl *mcp.Implementation, upstream string) *mcp.Serv
 	s := mcp.NewServer(impl, &mcp.ServerOptions{
 		Instructions: "Tools are served through Warden: every call is checked against your task's grant and the organisation's policy. A refused call returns an error result whose _meta[\"warden.dev/decision\"] says why.",
 		HasTools:     true,
+		HasResources: true,
+		HasPrompts:   true,
 		Logger:       quiet(g.log),
 	})
 	s.AddReceivingMiddleware(g.middleware(upstream))
@@ -241,45 +243,67 @@ func (g *Gateway) syncCatalog() {
 	g.syncMu.Lock()
 	defer g.syncMu.Unlock()
 	cat := map[string]*Tool{}
-	byServer := map[string][]*Tool{}
+	all := &offer{}
+	per := map[string]*offer{}
 	for _, name := range g.order {
 		u := g.ups[name]
+		o := &offer{}
 		u.mu.RLock()
 		for _, t := range u.tools {
 			cat[t.ID] = t
-			byServer[name] = append(byServer[name], t)
+			o.tools = append(o.tools, t)
+		}
+		for _, r := range u.resources {
+			o.resources = append(o.resources, served[*mcp.Resource]{name, r})
+		}
+		for _, p := range u.prompts {
+			o.prompts = append(o.prompts, served[*mcp.Prompt]{name, p})
 		}
 		u.mu.RUnlock()
+		per[name] = o
+		all.tools = append(all.tools, o.tools...)
+		all.resources = append(all.resources, o.resources...)
+		all.prompts = append(all.prompts, o.prompts...)
 	}
 	g.catalog.Store(&cat)
-	g.expose(g.agg, cat, func(t *Tool) string { return t.ID })
+	g.expose(g.agg, all, true)
 	for name, s := range g.per {
-		m := map[string]*Tool{}
-		for _, t := range byServer[name] {
-			m[t.ID] = t
-		}
-		g.expose(s, m, func(t *Tool) string { return t.Name })
+		g.expose(s, per[name], false)
 	}
 }
 
-// expose makes server s serve exactly tools, each under name(t).
-func (g *Gateway) expose(s *mcp.Server, tools map[string]*Tool, name func(*Tool) string) {
-	want := map[string]*Tool{}
-	for _, t := range tools {
-		want[name(t)] = t
-	}
+// offer is what a server fronts: tools, and resources and prompts with the
+// upstream each came from.
+type offer struct {
+	tools     []*Tool
+	resources []served[*mcp.Resource]
+	prompts   []served[*mcp.Prompt]
+}
+
+type served[T any] struct {
+	server string
+	item   T
+}
+
+// exposure is what is registered on one MCP server, by served name.
+type exposure struct {
+	tools, resources, prompts map[string]bool
+}
+
+// expose makes server s serve exactly what o offers: on the aggregate
+// endpoint tools and prompts are named server.name; resources keep their
+// URIs (the first upstream to list a URI serves it).
+func (g *Gateway) expose(s *mcp.Server, o *offer, aggregate bool) {
 	have := g.exposed[s]
-	var gone []string
-	for n := range have {
-		if _, ok := want[n]; !ok {
-			gone = append(gone, n)
+	if have == nil {
+		have = &exposure{tools: map[string]bool{}, resources: map[string]bool{}, prompts: map[string]bool{}}
+	}
+	next := &exposure{tools: map[string]bool{}, resources: map[string]bool{}, prompts: map[string]bool{}}
+	for _, t := range o.tools {
+		n := t.Name
+		if aggregate {
+			n = t.ID
 		}
-	}
-	if len(gone) > 0 {
-		s.RemoveTools(gone...)
-	}
-	next := map[string]bool{}
-	for n, t := range want {
 		mt := *t.Upstream
 		mt.Name = n
 		id := t.ID
@@ -289,9 +313,53 @@ func (g *Gateway) expose(s *mcp.Server, tools map[string]*Tool, name func(*Tool)
 			g.log.Error("tool not served", "tool", id, "err", err)
 			continue
 		}
-		next[n] = true
+		next.tools[n] = true
+	}
+	for _, r := range o.resources {
+		if next.resources[r.item.URI] {
+			g.log.Warn("two upstreams list the same resource; the first serves it", "uri", r.item.URI, "ignored", r.server)
+			continue
+		}
+		server, uri := r.server, r.item.URI
+		s.AddResource(r.item, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			return g.readResource(ctx, req, server, uri)
+		})
+		next.resources[uri] = true
+	}
+	for _, p := range o.prompts {
+		n := p.item.Name
+		if aggregate {
+			n = toolID(p.server, n)
+		}
+		mp := *p.item
+		mp.Name = n
+		server, name := p.server, p.item.Name
+		s.AddPrompt(&mp, func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+			return g.getPrompt(ctx, req, server, name)
+		})
+		next.prompts[n] = true
+	}
+	if g := gone(have.tools, next.tools); len(g) > 0 {
+		s.RemoveTools(g...)
+	}
+	if g := gone(have.resources, next.resources); len(g) > 0 {
+		s.RemoveResources(g...)
+	}
+	if g := gone(have.prompts, next.prompts); len(g) > 0 {
+		s.RemovePrompts(g...)
 	}
 	g.exposed[s] = next
+}
+
+// gone lists the names in have that are not in next.
+func gone(have, next map[string]bool) []string {
+	var out []string
+	for n := range have {
+		if !next[n] {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // addTool registers a tool, turning the SDK's panic on a malformed tool

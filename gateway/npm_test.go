@@ -166,3 +166,59 @@ func (e *env) writeCreds(t *testing.T, a *agentCred) (string, string, string) {
 	}
 	return filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
 }
+
+// Resources and prompts are reads: a grant names them as the pseudo-tools
+// server.read_resource (argument uri) and server.get_prompt (name, arguments).
+func TestResourcesAndPromptsAreAuthorizedAsReads(t *testing.T) {
+	e := start(t, npmUpstreams(t, t.TempDir()), nil)
+	if _, err := e.d.Policy.Apply(ctx, "npm.cedar", []byte(npmPolicy+`
+@id("reads")
+permit (principal, action == Action::"read", resource);
+@id("no-features-doc")
+forbid (principal, action == Action::"read", resource == Resource::"demo://resource/static/document/features.md");
+`), policyMeta()); err != nil {
+		t.Fatal(err)
+	}
+	a := e.agent(t, "a")
+	_, tok := e.grantFor(t, a, `[
+		{"tool": "everything.read_resource", "args": {"uri": {"pattern": "^demo://resource/static/document/"}}},
+		{"tool": "everything.get_prompt", "args": {"name": {"enum": ["simple-prompt"]}}}
+	]`, 50)
+	cs, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uris []string
+	for r, err := range cs.Resources(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		uris = append(uris, r.URI)
+	}
+	if len(uris) == 0 || slices.Contains(uris, "demo://resource/static/document/features.md") {
+		t.Fatalf("resources/list = %v (want the documents, without the forbidden one)", uris)
+	}
+	res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "demo://resource/static/document/architecture.md"})
+	if err != nil || len(res.Contents) == 0 {
+		t.Fatalf("reading an allowed resource: %v", err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "demo://resource/static/document/features.md"}); err == nil || !strings.Contains(err.Error(), "policy_forbid") {
+		t.Fatalf("reading a forbidden resource: %v", err)
+	}
+	var prompts []string
+	for p, err := range cs.Prompts(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		prompts = append(prompts, p.Name)
+	}
+	if !slices.Contains(prompts, "everything.simple-prompt") {
+		t.Fatalf("prompts/list = %v", prompts)
+	}
+	if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "everything.simple-prompt"}); err != nil {
+		t.Fatalf("allowed prompt: %v", err)
+	}
+	if _, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "everything.args-prompt", Arguments: map[string]string{"city": "x", "state": "y"}}); err == nil || !strings.Contains(err.Error(), "constraint_violated") {
+		t.Fatalf("prompt outside the grant: %v", err)
+	}
+}

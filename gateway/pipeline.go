@@ -287,55 +287,112 @@ func (g *Gateway) middleware(upstream string) mcp.Middleware {
 
 func (g *Gateway) filterList(upstream string, next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		if method != "tools/list" {
+		switch method {
+		case "tools/list", "resources/list", "prompts/list":
+		default:
 			return next(ctx, method, req)
 		}
 		res, err := next(ctx, method, req)
 		if err != nil {
 			return nil, err
 		}
-		lr, ok := res.(*mcp.ListToolsResult)
-		if !ok {
-			return res, nil
+		v := g.viewer(ctx, g.requestAuth(req.GetExtra()))
+		switch r := res.(type) {
+		case *mcp.ListToolsResult:
+			r.Tools = filter(r.Tools, func(mt *mcp.Tool) bool {
+				t, ok := g.tool(servedID(upstream, mt.Name))
+				return ok && v.may(ctx, policy.Call, t.ID, t.Policy())
+			})
+		case *mcp.ListResourcesResult:
+			r.Resources = filter(r.Resources, func(mr *mcp.Resource) bool {
+				server := g.resourceServer(upstream, mr.URI)
+				return server != "" && v.may(ctx, policy.Read, toolID(server, ReadResource), policy.Resource{Server: server, URI: mr.URI})
+			})
+		case *mcp.ListPromptsResult:
+			r.Prompts = filter(r.Prompts, func(mp *mcp.Prompt) bool {
+				server, name, ok := upstream, mp.Name, upstream != ""
+				if !ok {
+					server, name, ok = splitToolID(mp.Name)
+				}
+				return ok && v.may(ctx, policy.Read, toolID(server, GetPrompt), policy.Prompt{Server: server, Name: name})
+			})
 		}
-		lr.Tools = g.visibleTools(ctx, upstream, g.requestAuth(req.GetExtra()), lr.Tools)
-		return lr, nil
+		return res, nil
 	}
 }
 
-// visibleTools keeps the tools a caller's task could call: named by its
-// grant (and every ancestor's) and not ruled out by policy whatever the
+func filter[T any](in []T, keep func(T) bool) []T {
+	out := make([]T, 0, len(in))
+	for _, x := range in {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// servedID is the id of a tool as a server lists it: server.tool on the
+// aggregate endpoint, the bare name on a per-upstream one.
+func servedID(upstream, name string) string {
+	if upstream == "" {
+		return name
+	}
+	return toolID(upstream, name)
+}
+
+// resourceServer is the upstream serving a resource URI.
+func (g *Gateway) resourceServer(upstream, uri string) string {
+	if upstream != "" {
+		return upstream
+	}
+	for _, name := range g.order {
+		u := g.ups[name]
+		u.mu.RLock()
+		for _, r := range u.resources {
+			if r.URI == uri {
+				u.mu.RUnlock()
+				return name
+			}
+		}
+		u.mu.RUnlock()
+	}
+	return ""
+}
+
+// viewer decides what a caller sees in lists: what its task's grant names
+// (and every ancestor's) and policy does not rule out whatever the
 // arguments. Without a valid grant an agent sees nothing.
-func (g *Gateway) visibleTools(ctx context.Context, upstream string, ra *requestAuth, listed []*mcp.Tool) []*mcp.Tool {
+type viewer struct {
+	g       *Gateway
+	visible func(string) bool
+	agent   policy.Agent
+	task    policy.Task
+}
+
+func (g *Gateway) viewer(ctx context.Context, ra *requestAuth) *viewer {
+	v := &viewer{g: g, visible: func(string) bool { return false }}
 	if ra == nil {
-		return []*mcp.Tool{}
+		return v
 	}
 	visible, gr, err := g.grants.Visible(ctx, grant.Call{Agent: ra.caller, Token: ra.grant, MTLS: ra.mtls, DPoP: ra.dpop, Method: ra.method, URL: ra.url})
 	if err != nil {
-		g.log.Debug("tools/list with no usable grant", "agent", ra.caller.ID, "err", err)
-		return []*mcp.Tool{}
+		g.log.Debug("list with no usable grant", "agent", ra.caller.ID, "err", err)
+		return v
 	}
-	agent := policy.Agent{Name: ra.caller.Name, SPIFFEID: ra.caller.ID.String()}
+	v.visible = visible
+	v.agent = policy.Agent{Name: ra.caller.Name, SPIFFEID: ra.caller.ID.String()}
 	if r := ra.caller.Record; r != nil {
-		agent.Owner, agent.Model, agent.Tier, agent.Labels = r.Owner, r.Model, r.Tier.String(), r.Labels
+		v.agent.Owner, v.agent.Model, v.agent.Tier, v.agent.Labels = r.Owner, r.Model, r.Tier.String(), r.Labels
 	}
-	task := policy.Task{ID: gr.Task, Intent: gr.Intent, Ancestors: gr.TaskChain()[1:]}
-	out := make([]*mcp.Tool, 0, len(listed))
-	for _, mt := range listed {
-		id := mt.Name
-		if upstream != "" {
-			id = toolID(upstream, mt.Name)
-		}
-		t, ok := g.tool(id)
-		if !ok || !visible(t.ID) {
-			continue
-		}
-		if d := g.policy.Precheck(ctx, policy.Request{Agent: agent, Action: policy.Call, Target: t.Policy(), Task: task}); !d.Allow {
-			continue
-		}
-		out = append(out, mt)
+	v.task = policy.Task{ID: gr.Task, Intent: gr.Intent, Ancestors: gr.TaskChain()[1:]}
+	return v
+}
+
+func (v *viewer) may(ctx context.Context, action policy.Action, grantID string, target policy.Target) bool {
+	if !v.visible(grantID) {
+		return false
 	}
-	return out
+	return v.g.policy.Precheck(ctx, policy.Request{Agent: v.agent, Action: action, Target: target, Task: v.task}).Allow
 }
 
 // onRevoke cancels the calls in flight under the revoked tasks.

@@ -65,16 +65,24 @@ type upstream struct {
 	log    *slog.Logger
 	client *mcp.Client
 
-	mu    sync.RWMutex
-	cur   *conn
-	down  error // why there is no connection
-	tools []*Tool
+	mu        sync.RWMutex
+	cur       *conn
+	down      error // why there is no connection
+	tools     []*Tool
+	resources []*mcp.Resource
+	prompts   []*mcp.Prompt
 }
 
 func newUpstream(g *Gateway, cfg config.Upstream) *upstream {
 	u := &upstream{cfg: cfg, g: g, log: g.log.With("upstream", cfg.Name), down: errors.New("not connected yet")}
 	u.client = mcp.NewClient(&mcp.Implementation{Name: "warden-gateway", Version: "1"}, &mcp.ClientOptions{
 		ToolListChangedHandler: func(ctx context.Context, _ *mcp.ToolListChangedRequest) {
+			go u.refresh(context.WithoutCancel(ctx))
+		},
+		ResourceListChangedHandler: func(ctx context.Context, _ *mcp.ResourceListChangedRequest) {
+			go u.refresh(context.WithoutCancel(ctx))
+		},
+		PromptListChangedHandler: func(ctx context.Context, _ *mcp.PromptListChangedRequest) {
 			go u.refresh(context.WithoutCancel(ctx))
 		},
 		ProgressNotificationHandler: func(ctx context.Context, r *mcp.ProgressNotificationClientRequest) {
@@ -118,6 +126,10 @@ func (u *upstream) connect(ctx context.Context) (*conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	cs, err := u.client.Connect(cctx, t, nil)
+	if err == nil && (cs.InitializeResult() == nil || cs.InitializeResult().Capabilities == nil) {
+		cs.Close()
+		err = errors.New("it did not say what it offers (no capabilities)")
+	}
 	if err != nil {
 		if cmd != nil && cmd.Process != nil {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
@@ -183,16 +195,17 @@ func exitReason(c *conn) string {
 }
 
 func (u *upstream) setConn(ctx context.Context, c *conn) error {
-	tools, err := u.listTools(ctx, c.cs)
+	l, err := u.list(ctx, c.cs)
 	if err != nil {
 		c.close()
 		return err
 	}
 	u.mu.Lock()
-	u.cur, u.down, u.tools = c, nil, tools
+	u.cur, u.down = c, nil
+	u.tools, u.resources, u.prompts = l.tools, l.resources, l.prompts
 	u.mu.Unlock()
 	u.g.syncCatalog()
-	u.log.Info("upstream connected", "tools", len(tools))
+	u.log.Info("upstream connected", "tools", len(l.tools), "resources", len(l.resources), "prompts", len(l.prompts))
 	return nil
 }
 
@@ -210,20 +223,68 @@ func (u *upstream) refresh(ctx context.Context) {
 	if c == nil {
 		return
 	}
-	tools, err := u.listTools(ctx, c.cs)
+	l, err := u.list(ctx, c.cs)
 	if err != nil {
 		u.log.Error("re-listing tools failed", "err", err)
 		return
 	}
 	u.mu.Lock()
-	u.tools = tools
+	u.tools, u.resources, u.prompts = l.tools, l.resources, l.prompts
 	u.mu.Unlock()
 	u.g.syncCatalog()
 }
 
+// listing is what an upstream offers.
+type listing struct {
+	tools     []*Tool
+	resources []*mcp.Resource
+	prompts   []*mcp.Prompt
+}
+
+// list lists an upstream's tools, resources and prompts.
+func (u *upstream) list(ctx context.Context, cs *mcp.ClientSession) (listing, error) {
+	var l listing
+	var err error
+	if l.tools, err = u.listTools(ctx, cs); err != nil {
+		return l, err
+	}
+	caps := cs.InitializeResult().Capabilities
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if caps.Resources != nil {
+		for r, err := range cs.Resources(lctx, nil) {
+			if err != nil {
+				return l, fmt.Errorf("listing resources of %s: %w", u.cfg.Name, err)
+			}
+			if len(l.resources) >= maxUpstreamTools {
+				return l, fmt.Errorf("%s lists more than %d resources", u.cfg.Name, maxUpstreamTools)
+			}
+			if r.URI == "" || len(r.URI) > 4096 {
+				continue
+			}
+			l.resources = append(l.resources, r)
+		}
+	}
+	if caps.Prompts != nil {
+		for p, err := range cs.Prompts(lctx, nil) {
+			if err != nil {
+				return l, fmt.Errorf("listing prompts of %s: %w", u.cfg.Name, err)
+			}
+			if len(l.prompts) >= maxUpstreamTools {
+				return l, fmt.Errorf("%s lists more than %d prompts", u.cfg.Name, maxUpstreamTools)
+			}
+			if checkUpstreamTool(&mcp.Tool{Name: p.Name, InputSchema: map[string]any{"type": "object"}}) != nil {
+				continue
+			}
+			l.prompts = append(l.prompts, p)
+		}
+	}
+	return l, nil
+}
+
 // listTools lists every tool, page by page, refusing what cannot be served.
 func (u *upstream) listTools(ctx context.Context, cs *mcp.ClientSession) ([]*Tool, error) {
-	if cs.InitializeResult() == nil || cs.InitializeResult().Capabilities == nil || cs.InitializeResult().Capabilities.Tools == nil {
+	if cs.InitializeResult().Capabilities.Tools == nil {
 		return nil, nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
