@@ -264,3 +264,10 @@ func HeldOutBenign(ctx context.Context) ([]EvalRow, error) {
 	}
 	return out, nil
 }
+
+// ErrNoData says the project's shared data directory is absent.
+var ErrNoData = corpus.ErrNoData
+
+// DataDir finds the injection data sets: $WARDEN_DATA/injection, or
+// ../shared/data/injection beside the module root above dir.
+func DataDir(dir string) (string, error) { return corpus.DataDir(dir) }
