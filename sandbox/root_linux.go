@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,17 @@ func applyMount(root string, m mountSpec) error {
 		}
 		if err := os.Symlink(m.Src, dst); err != nil {
 			return fmt.Errorf("creating symlink %s in the sandbox: %w", m.Dst, err)
+		}
+	case mountCopy:
+		b, err := readSmall(m.Src)
+		if err != nil {
+			return fmt.Errorf("copying %s into the sandbox: %w", m.Src, err)
+		}
+		if err := mkdirInRoot(root, filepath.Dir(m.Dst)); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return fmt.Errorf("copying %s into the sandbox: %w", m.Src, err)
 		}
 	case mountTmpfs:
 		if err := mkdirInRoot(root, m.Dst); err != nil {
@@ -228,4 +240,21 @@ func placeFile(root string, f fileSpec, i int) error {
 		return fmt.Errorf("placing %s in the sandbox: %w", f.Path, err)
 	}
 	return setMountAttr(p, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, false)
+}
+
+// readSmall reads a regular file of at most 1 MiB.
+func readSmall(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > 1<<20 {
+		return nil, errors.New("not a regular file of at most 1 MiB")
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }

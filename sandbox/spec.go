@@ -28,6 +28,7 @@ const (
 	mountBind    = "bind"    // Src bound at Dst, read-only unless RW
 	mountTmpfs   = "tmpfs"   // a tmpfs at Dst with options Data
 	mountSymlink = "symlink" // a symlink at Dst pointing to Src
+	mountCopy    = "copy"    // the small host file Src copied to Dst (cheaper than a bind)
 )
 
 // initSpec is everything the init needs, sent by the host over specFD as a
