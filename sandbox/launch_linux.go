@@ -438,8 +438,8 @@ func (l *Launcher) startInit(spec Spec, stdio bool, attr *syscall.SysProcAttr) (
 	}
 	childEnds := []*os.File{specR, statusW}
 	cmd := &exec.Cmd{
-		Path:        l.opts.InitPath,
-		Args:        []string{initArg0},
+		Path: l.opts.InitPath,
+		Args: []string{initArg0},
 		// Nothing of Warden's environment. One P is plenty for the init
 		// (it builds the sandbox, then waits and carries bytes) and starts
 		// faster on a busy host.
