@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/warden-run/warden/inspect/internal/corpus"
 	"github.com/warden-run/warden/inspect/internal/injection"
@@ -149,10 +150,14 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 		}
 		docs = append(docs, d)
 	}
+	trainRows = isolateBIPIA(trainRows)
 	for _, r := range trainRows {
 		w := 1.0
-		if r.Source == "gsm8k_train" {
+		switch {
+		case r.Source == "gsm8k_train":
 			w = 0.3 // many near-identical math questions: do not let them define "benign"
+		case r.Source == "bipia_train" && r.Label == 0:
+			w = 3 // each clean context recurs in several attack rows
 		}
 		add(r, w, -1)
 	}
@@ -492,4 +497,58 @@ func report(log *slog.Logger, name string, s []float64, docs []*doc, t float64) 
 		fpr := float64(c.fp) / math.Max(1, float64(c.fp+c.tn))
 		log.Info(name, "slice", k, "recall", fmt.Sprintf("%.3f", rec), "fpr", fmt.Sprintf("%.3f", fpr), "tp", c.tp, "fn", c.fn, "fp", c.fp, "tn", c.tn, "threshold", fmt.Sprintf("%.4f", t))
 	}
+}
+
+// isolateBIPIA narrows each BIPIA training attack (a clean context with an
+// instruction inserted at its start, middle or end) to the inserted
+// instruction and the context around it. The same contexts occur clean as
+// benign rows; trained whole, the attack rows would teach the model that the
+// contexts themselves (e-mails, tables, code) are attacks.
+func isolateBIPIA(rows []corpus.Row) []corpus.Row {
+	const keyLen, margin = 80, 160
+	pre, suf := map[string]string{}, map[string]string{}
+	for _, r := range rows {
+		if r.Source == "bipia_train" && r.Label == 0 && len(r.Text) > keyLen {
+			pre[r.Text[:keyLen]] = r.Text
+			suf[r.Text[len(r.Text)-keyLen:]] = r.Text
+		}
+	}
+	out := make([]corpus.Row, 0, len(rows))
+	for _, r := range rows {
+		if r.Source != "bipia_train" || r.Label != 1 || len(r.Text) <= keyLen {
+			out = append(out, r)
+			continue
+		}
+		t := r.Text
+		b, ok := pre[t[:keyLen]]
+		if !ok {
+			b, ok = suf[t[len(t)-keyLen:]]
+		}
+		if !ok {
+			out = append(out, r)
+			continue
+		}
+		i := 0
+		for i < len(t) && i < len(b) && t[i] == b[i] {
+			i++
+		}
+		j := 0
+		for j < len(t)-i && j < len(b)-i && t[len(t)-1-j] == b[len(b)-1-j] {
+			j++
+		}
+		if len(strings.TrimSpace(t[i:len(t)-j])) < 8 {
+			out = append(out, r)
+			continue
+		}
+		a, e := max(0, i-margin), min(len(t), len(t)-j+margin)
+		for a > 0 && !utf8.RuneStart(t[a]) {
+			a--
+		}
+		for e < len(t) && !utf8.RuneStart(t[e]) {
+			e++
+		}
+		r.Text = t[a:e]
+		out = append(out, r)
+	}
+	return out
 }
