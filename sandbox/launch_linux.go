@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/warden-run/warden/sandbox/internal/initproc"
 	"net"
 	"os"
 	"os/exec"
@@ -318,12 +319,12 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 			}
 		}()
 	}
-	is := l.initSpec(useNS, spec, prof, workspace, plat, lim, probe)
+	is := l.buildInitSpec(useNS, spec, prof, workspace, plat, lim, probe)
 
 	// The spec goes first, so that the init builds the sandbox while the
 	// host moves it into its cgroup (slow on v1: each move waits for an RCU
 	// grace period); the init starts the tool only on the go-ahead below.
-	if err := writeSpec(pipes.specW, is); err != nil {
+	if err := initproc.WriteSpec(pipes.specW, is); err != nil {
 		return nil, err
 	}
 	if plat.cg != nil {
@@ -351,7 +352,7 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		return refuse(fmt.Errorf("%w at tier %s: %s not available", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
 	}
 
-	if _, err := pipes.specW.Write([]byte{goAhead}); err != nil {
+	if _, err := pipes.specW.Write([]byte{initproc.GoAhead}); err != nil {
 		return nil, fmt.Errorf("starting sandbox: %w", err)
 	}
 	status := bufio.NewReader(pipes.statusR)
@@ -392,7 +393,7 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 // mergeReport adds what the init reports to what the host knows. A
 // mechanism in force on either side stays in force (limits set both by a
 // cgroup and an rlimit).
-func (p *Process) mergeReport(r initReport) {
+func (p *Process) mergeReport(r initproc.Report) {
 	p.mech.LandlockABI = r.LandlockABI
 	for m, on := range r.InForce {
 		prev, had := p.mech.InForce[m]
@@ -439,7 +440,7 @@ func (l *Launcher) startInit(spec Spec, stdio bool, attr *syscall.SysProcAttr) (
 	childEnds := []*os.File{specR, statusW}
 	cmd := &exec.Cmd{
 		Path: l.opts.InitPath,
-		Args: []string{initArg0},
+		Args: []string{initproc.Arg0},
 		// Nothing of Warden's environment. One P is plenty for the init
 		// (it builds the sandbox, then waits and carries bytes) and starts
 		// faster on a busy host.
@@ -549,7 +550,7 @@ func intersect(a, b []string) []string {
 }
 
 // readReport reads the init's first status line.
-func readReport(ctx context.Context, f *os.File, br *bufio.Reader) (initReport, error) {
+func readReport(ctx context.Context, f *os.File, br *bufio.Reader) (initproc.Report, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -558,22 +559,22 @@ func readReport(ctx context.Context, f *os.File, br *bufio.Reader) (initReport, 
 	defer f.SetReadDeadline(time.Time{})
 	line, err := br.ReadBytes('\n')
 	if err != nil {
-		return initReport{}, fmt.Errorf("sandbox init did not report: %w", err)
+		return initproc.Report{}, fmt.Errorf("sandbox init did not report: %w", err)
 	}
-	var sl statusLine
+	var sl initproc.StatusLine
 	if err := json.Unmarshal(line, &sl); err != nil || sl.Report == nil {
-		return initReport{}, errors.New("sandbox init sent a malformed report")
+		return initproc.Report{}, errors.New("sandbox init sent a malformed report")
 	}
 	return *sl.Report, nil
 }
 
-// initSpec builds what the init needs. With ns, paths are as the tool sees
+// buildInitSpec builds what the init needs. With ns, paths are as the tool sees
 // them inside the root built from mounts; without, they are host paths.
-func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, workspace string, plat *processPlatform, lim limits, probe bool) *initSpec {
-	is := &initSpec{
+func (l *Launcher) buildInitSpec(ns bool, spec Spec, prof config.SandboxProfile, workspace string, plat *processPlatform, lim limits, probe bool) *initproc.Spec {
+	is := &initproc.Spec{
 		Probe: probe, Namespaces: ns, NetNS: ns, Hostname: hostname,
 		Args: spec.Args, Dir: "/workspace",
-		Limits: rlimitSpec{NoFile: uint64(lim.files), NProc: uint64(lim.pids)},
+		Limits: initproc.Rlimits{NoFile: uint64(lim.files), NProc: uint64(lim.pids)},
 	}
 	if plat.cg == nil || plat.cg.applied[MechMemoryLimit] == "" {
 		is.Limits.Data = uint64(lim.memory)
@@ -609,7 +610,7 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 	hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.255\t" + hostname + "\n")
 	connect := []uint16{}
 	if prof.Network == config.NetworkEgress && ns {
-		ps := &proxySpec{Socket: proxySocketDst, Port: proxyPort}
+		ps := &initproc.Proxy{Socket: proxySocketDst, Port: proxyPort}
 		connect = append(connect, proxyPort)
 		n := 0
 		for _, r := range prof.Egress {
@@ -620,7 +621,7 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 			addr := fmt.Sprintf("127.0.1.%d", n)
 			fmt.Fprintf(&hosts, "%s\t%s\n", addr, r.Host)
 			for _, port := range r.Ports {
-				ps.Forwards = append(ps.Forwards, forwarder{Addr: addr, Host: r.Host, Port: uint16(port)})
+				ps.Forwards = append(ps.Forwards, initproc.Forwarder{Addr: addr, Host: r.Host, Port: uint16(port)})
 				connect = append(connect, uint16(port))
 			}
 		}
@@ -662,11 +663,11 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 		}
 		if fi.Mode()&os.ModeSymlink != 0 {
 			if target, err := os.Readlink(p); err == nil {
-				is.Mounts = append(is.Mounts, mountSpec{Kind: mountSymlink, Src: target, Dst: p})
+				is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountSymlink, Src: target, Dst: p})
 			}
 			return
 		}
-		is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: p, Dst: p, RW: rw})
+		is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: p, Dst: p, RW: rw})
 	}
 	for _, p := range systemPaths {
 		addHost(p, false)
@@ -675,26 +676,26 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 		// Small regular files are copied, not bound: cheaper to set up and
 		// to tear down, and the sandbox sees a snapshot.
 		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() <= 1<<20 {
-			is.Mounts = append(is.Mounts, mountSpec{Kind: mountCopy, Src: p, Dst: p})
+			is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountCopy, Src: p, Dst: p})
 			continue
 		}
 		addHost(p, false)
 	}
 	is.Mounts = append(is.Mounts,
-		mountSpec{Kind: mountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
-		mountSpec{Kind: mountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
+		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
+		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
 	)
 	for _, d := range devFiles {
 		if _, err := os.Stat(d); err == nil {
-			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: d, Dst: d, RW: true})
+			is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: d, Dst: d, RW: true})
 		}
 	}
 	is.Mounts = append(is.Mounts,
-		mountSpec{Kind: mountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
-		mountSpec{Kind: mountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
+		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
 	)
 	// The profile's paths come after /tmp, so that paths below /tmp are
 	// mounted on the private tmpfs rather than hidden by it; parents first.
@@ -712,14 +713,14 @@ func (l *Launcher) initSpec(ns bool, spec Spec, prof config.SandboxProfile, work
 	sort.Slice(user, func(i, j int) bool { return user[i].p < user[j].p })
 	for _, u := range user {
 		if _, err := os.Stat(u.p); err == nil {
-			is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: u.p, Dst: u.p, RW: u.rw})
+			is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: u.p, Dst: u.p, RW: u.rw})
 		}
 	}
-	is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: workspace, Dst: "/workspace", RW: true})
+	is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: workspace, Dst: "/workspace", RW: true})
 	if is.Proxy != nil {
-		is.Mounts = append(is.Mounts, mountSpec{Kind: mountBind, Src: filepath.Join(plat.scratch, "egress.sock"), Dst: proxySocketDst, RW: true})
+		is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: filepath.Join(plat.scratch, "egress.sock"), Dst: proxySocketDst, RW: true})
 	}
-	is.Files = []fileSpec{
+	is.Files = []initproc.File{
 		{Path: "/etc/passwd", Data: "root:x:0:0:sandbox:/workspace:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"},
 		{Path: "/etc/group", Data: "root:x:0:\nnogroup:x:65534:\n"},
 		{Path: "/etc/hosts", Data: hosts.String()},
@@ -755,12 +756,12 @@ func dedupPorts(ps []uint16) []uint16 {
 // reports how the process ended.
 func (l *Launcher) monitor(ctx context.Context, p *Process, status *bufio.Reader, wall time.Duration) {
 	plat := &p.plat
-	exitCh := make(chan *initExit, 1)
+	exitCh := make(chan *initproc.Exit, 1)
 	go func() {
-		var ex *initExit
+		var ex *initproc.Exit
 		for {
 			line, err := status.ReadBytes('\n')
-			var sl statusLine
+			var sl initproc.StatusLine
 			if len(line) > 0 && json.Unmarshal(line, &sl) == nil && sl.Exit != nil {
 				ex = sl.Exit
 			}
@@ -801,7 +802,7 @@ wait:
 	close(p.done)
 }
 
-func (l *Launcher) exitOf(p *Process, ex *initExit, waitErr error) Exit {
+func (l *Launcher) exitOf(p *Process, ex *initproc.Exit, waitErr error) Exit {
 	p.mu.Lock()
 	kr, kd := p.killReason, p.killDetail
 	p.mu.Unlock()

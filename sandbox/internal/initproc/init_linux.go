@@ -1,4 +1,4 @@
-package sandbox
+package initproc
 
 import (
 	"encoding/json"
@@ -15,18 +15,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaybeInit turns this process into a sandbox's init if the host started it
-// as one, and never returns in that case; otherwise it returns at once.
-// Call it first thing in main (the warden binary does) and in TestMain of
-// any test binary that launches sandboxes: a launch re-executes the running
-// binary (/proc/self/exe) as the init, so the init code is whatever binary
-// the launcher runs in.
-func MaybeInit() {
-	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+// Maybe turns this process into a sandbox's init if the host started it as
+// one (argv[0] is Arg0), and never returns in that case; otherwise it
+// returns at once.
+func Maybe() {
+	if len(os.Args) == 0 || os.Args[0] != Arg0 {
 		return
 	}
-	os.Exit(runInit())
+	os.Exit(Run())
 }
+
+// init calls Maybe as early as Go allows. Packages are initialised in
+// import-path order as soon as their imports are, and this one imports
+// little (no net/http, no configuration, nothing of Warden's), so in the
+// warden binary it runs before most of the heavy package initialisation
+// that the sandbox's init has no use for. main still calls MaybeInit first
+// thing, for binaries where this runs late.
+func init() { Maybe() }
 
 // Exit statuses of the init when it could not run the tool.
 const (
@@ -34,11 +39,11 @@ const (
 	exitHostGone   = 124
 )
 
-// initState is the init's working state; it lives for one run of runInit.
+// initState is the init's working state; it lives for one run of Run.
 type initState struct {
-	spec    *initSpec
+	spec    *Spec
 	status  *os.File
-	report  initReport
+	report  Report
 	require map[string]bool
 }
 
@@ -57,11 +62,11 @@ func (st *initState) fail(stage string, err error) int {
 	st.report.OK = false
 	st.report.Stage = stage
 	st.report.Error = err.Error()
-	st.send(statusLine{Report: &st.report})
+	st.send(StatusLine{Report: &st.report})
 	return exitInitFailed
 }
 
-func (st *initState) send(l statusLine) {
+func (st *initState) send(l StatusLine) {
 	b, err := json.Marshal(l)
 	if err != nil {
 		return
@@ -69,7 +74,7 @@ func (st *initState) send(l statusLine) {
 	_, _ = st.status.Write(append(b, '\n'))
 }
 
-func runInit() int {
+func Run() int {
 	// The main goroutine keeps the main thread for itself: the thread that
 	// is confined below must be another one, or the init's leader would
 	// share the tool's Landlock domain and seccomp filter (and the tool
@@ -90,8 +95,8 @@ func runInit() int {
 	if status == nil || specFile == nil {
 		return exitInitFailed
 	}
-	st := &initState{status: status, report: initReport{InForce: map[string]bool{}, Detail: map[string]string{}}}
-	spec, err := readSpec(specFile)
+	st := &initState{status: status, report: Report{InForce: map[string]bool{}, Detail: map[string]string{}}}
+	spec, err := ReadSpec(specFile)
 	if err != nil {
 		return st.fail("spec", err)
 	}
@@ -142,7 +147,7 @@ func runInit() int {
 
 	// Everything the confined thread needs is prepared here, on an
 	// unconfined thread: the ruleset, the filter, the tool's path.
-	abi := landlockABI()
+	abi := LandlockABI()
 	st.report.LandlockABI = abi
 	rulesetFD, rulesetFlags := -1, uint32(0)
 	if abi > 0 {
@@ -183,7 +188,7 @@ func runInit() int {
 	// Wait for the host's go-ahead: until it comes, this process may not
 	// be in its cgroup yet. EOF means the host refused or went away.
 	var goByte [1]byte
-	if _, err := io.ReadFull(specFile, goByte[:]); err != nil || goByte[0] != goAhead {
+	if _, err := io.ReadFull(specFile, goByte[:]); err != nil || goByte[0] != GoAhead {
 		return st.fail("start", errors.New("the host did not give the go-ahead"))
 	}
 
@@ -244,7 +249,7 @@ func runInit() int {
 	}
 	st.report.OK = true
 	st.report.ToolPID = res.pid
-	st.send(statusLine{Report: &st.report})
+	st.send(StatusLine{Report: &st.report})
 	if spec.Probe {
 		return 0
 	}
@@ -299,13 +304,13 @@ func (st *initState) supervise(tool int, host *os.File) int {
 			continue
 		}
 		if err != nil {
-			st.send(statusLine{Exit: &initExit{Exited: false, Code: exitInitFailed}})
+			st.send(StatusLine{Exit: &Exit{Exited: false, Code: exitInitFailed}})
 			return exitInitFailed
 		}
 		if pid != tool {
 			continue
 		}
-		ex := &initExit{}
+		ex := &Exit{}
 		code := 0
 		switch {
 		case ws.Exited():
@@ -315,7 +320,7 @@ func (st *initState) supervise(tool int, host *os.File) int {
 			ex.Signal = int(ws.Signal())
 			code = 128 + ex.Signal
 		}
-		st.send(statusLine{Exit: ex})
+		st.send(StatusLine{Exit: ex})
 		if !st.spec.Namespaces {
 			// Without a PID namespace nothing kills the tool's leftovers
 			// for us: take its process group down.
@@ -331,7 +336,7 @@ func (st *initState) supervise(tool int, host *os.File) int {
 // once, so that its own threads and memory (a Go runtime reserves more than
 // a small tool budget) are not held to the tool's limits. The soft and hard
 // limits are both set: the tool cannot raise them.
-func toolRlimits(l rlimitSpec, in func(string, bool, string)) (restore func(), err error) {
+func toolRlimits(l Rlimits, in func(string, bool, string)) (restore func(), err error) {
 	type saved struct {
 		res int
 		old unix.Rlimit

@@ -1,4 +1,4 @@
-package sandbox
+package initproc
 
 import (
 	"encoding/binary"
@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-// initArg0 is the argv[0] with which the host re-executes its own binary as
+// Arg0 is the argv[0] with which the host re-executes its own binary as
 // the sandbox's init. MaybeInit looks for it.
-const initArg0 = "warden-sandbox-init"
+const Arg0 = "warden-sandbox-init"
 
 // File descriptors of the init, after stdin, stdout and stderr.
 const (
@@ -18,39 +18,39 @@ const (
 	statusFD = 4 // init -> host: JSON lines, a report then the tool's exit
 )
 
-// goAhead is the byte the host sends after the spec once the init is in
+// GoAhead is the byte the host sends after the spec once the init is in
 // its cgroup and every host-side mechanism is in place: the init starts the
 // tool only after reading it.
-const goAhead = 'G'
+const GoAhead = 'G'
 
-// Kinds of mountSpec.
+// Kinds of Mount.
 const (
-	mountBind    = "bind"    // Src bound at Dst, read-only unless RW
-	mountTmpfs   = "tmpfs"   // a tmpfs at Dst with options Data
-	mountSymlink = "symlink" // a symlink at Dst pointing to Src
-	mountCopy    = "copy"    // the small host file Src copied to Dst (cheaper than a bind)
+	MountBind    = "bind"    // Src bound at Dst, read-only unless RW
+	MountTmpfs   = "tmpfs"   // a tmpfs at Dst with options Data
+	MountSymlink = "symlink" // a symlink at Dst pointing to Src
+	MountCopy    = "copy"    // the small host file Src copied to Dst (cheaper than a bind)
 )
 
-// initSpec is everything the init needs, sent by the host over specFD as a
+// Spec is everything the init needs, sent by the host over specFD as a
 // length-prefixed JSON document.
-type initSpec struct {
-	Probe      bool         `json:"probe,omitempty"`      // build everything, report, run no tool
-	Namespaces bool         `json:"namespaces,omitempty"` // the init runs in new namespaces
-	NetNS      bool         `json:"net_ns,omitempty"`     // among them a network namespace
-	Root       string       `json:"root,omitempty"`       // host directory to build the root on
-	Mounts     []mountSpec  `json:"mounts,omitempty"`
-	Files      []fileSpec   `json:"files,omitempty"`
-	Hostname   string       `json:"hostname,omitempty"`
-	Args       []string     `json:"args"`
-	Env        []string     `json:"env"`
-	Dir        string       `json:"dir"`
-	Landlock   landlockSpec `json:"landlock"`
-	Limits     rlimitSpec   `json:"limits"`
-	Proxy      *proxySpec   `json:"proxy,omitempty"`
-	Require    []string     `json:"require,omitempty"`
+type Spec struct {
+	Probe      bool     `json:"probe,omitempty"`      // build everything, report, run no tool
+	Namespaces bool     `json:"namespaces,omitempty"` // the init runs in new namespaces
+	NetNS      bool     `json:"net_ns,omitempty"`     // among them a network namespace
+	Root       string   `json:"root,omitempty"`       // host directory to build the root on
+	Mounts     []Mount  `json:"mounts,omitempty"`
+	Files      []File   `json:"files,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	Args       []string `json:"args"`
+	Env        []string `json:"env"`
+	Dir        string   `json:"dir"`
+	Landlock   Landlock `json:"landlock"`
+	Limits     Rlimits  `json:"limits"`
+	Proxy      *Proxy   `json:"proxy,omitempty"`
+	Require    []string `json:"require,omitempty"`
 }
 
-type mountSpec struct {
+type Mount struct {
 	Kind string `json:"kind"`
 	Src  string `json:"src,omitempty"`
 	Dst  string `json:"dst"`
@@ -58,13 +58,13 @@ type mountSpec struct {
 	Data string `json:"data,omitempty"`
 }
 
-type fileSpec struct {
+type File struct {
 	Path string `json:"path"`
 	Data string `json:"data"`
 }
 
-// landlockSpec lists paths as the tool will see them (inside the root).
-type landlockSpec struct {
+// Landlock lists paths as the tool will see them (inside the root).
+type Landlock struct {
 	RO      []string `json:"ro,omitempty"`
 	RW      []string `json:"rw,omitempty"`
 	Dev     []string `json:"dev,omitempty"` // device files: read, write, ioctl
@@ -72,30 +72,30 @@ type landlockSpec struct {
 	Bind    []uint16 `json:"bind,omitempty"`
 }
 
-type rlimitSpec struct {
+type Rlimits struct {
 	NoFile uint64 `json:"nofile"`
 	NProc  uint64 `json:"nproc"`
 	Data   uint64 `json:"data,omitempty"` // 0 when a cgroup limits memory
 }
 
-// proxySpec tells the init which loopback forwarders to run.
-type proxySpec struct {
+// Proxy tells the init which loopback forwarders to run.
+type Proxy struct {
 	Socket   string      `json:"socket"` // the proxy's Unix socket, inside the root
 	Port     uint16      `json:"port"`   // 127.0.0.1:Port speaks HTTP proxy
-	Forwards []forwarder `json:"forwards,omitempty"`
+	Forwards []Forwarder `json:"forwards,omitempty"`
 }
 
-// forwarder listens on Addr:Port inside the sandbox and tunnels to Host:Port
+// Forwarder listens on Addr:Port inside the sandbox and tunnels to Host:Port
 // through the proxy, for clients that ignore proxy variables.
-type forwarder struct {
+type Forwarder struct {
 	Addr string `json:"addr"`
 	Host string `json:"host"`
 	Port uint16 `json:"port"`
 }
 
-// initReport is the init's first status line: what it put in force, or why
+// Report is the init's first status line: what it put in force, or why
 // it could not start the tool.
-type initReport struct {
+type Report struct {
 	OK          bool              `json:"ok"`
 	Stage       string            `json:"stage,omitempty"`
 	Error       string            `json:"error,omitempty"`
@@ -106,22 +106,22 @@ type initReport struct {
 	ToolPID     int               `json:"tool_pid,omitempty"` // in the init's PID namespace
 }
 
-// initExit is the init's last status line: how the tool ended.
-type initExit struct {
+// Exit is the init's last status line: how the tool ended.
+type Exit struct {
 	Exited bool `json:"exited"`
 	Code   int  `json:"code"`
 	Signal int  `json:"signal,omitempty"`
 }
 
-// statusLine is one line on statusFD; exactly one field is set.
-type statusLine struct {
-	Report *initReport `json:"report,omitempty"`
-	Exit   *initExit   `json:"exit,omitempty"`
+// StatusLine is one line on statusFD; exactly one field is set.
+type StatusLine struct {
+	Report *Report `json:"report,omitempty"`
+	Exit   *Exit   `json:"exit,omitempty"`
 }
 
 const maxSpecSize = 1 << 20
 
-func writeSpec(w io.Writer, s *initSpec) error {
+func WriteSpec(w io.Writer, s *Spec) error {
 	b, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encoding sandbox spec: %w", err)
@@ -137,7 +137,7 @@ func writeSpec(w io.Writer, s *initSpec) error {
 	return nil
 }
 
-func readSpec(r io.Reader) (*initSpec, error) {
+func ReadSpec(r io.Reader) (*Spec, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, fmt.Errorf("reading sandbox spec: %w", err)
@@ -150,7 +150,7 @@ func readSpec(r io.Reader) (*initSpec, error) {
 	if _, err := io.ReadFull(r, b); err != nil {
 		return nil, fmt.Errorf("reading sandbox spec: %w", err)
 	}
-	var s initSpec
+	var s Spec
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("decoding sandbox spec: %w", err)
 	}

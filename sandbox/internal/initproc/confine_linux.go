@@ -1,4 +1,4 @@
-package sandbox
+package initproc
 
 import (
 	"errors"
@@ -13,9 +13,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// landlockABI returns the kernel's Landlock ABI version, 0 when Landlock is
+// LandlockABI returns the kernel's Landlock ABI version, 0 when Landlock is
 // unavailable.
-func landlockABI() int {
+func LandlockABI() int {
 	v, err := ll.LandlockGetABIVersion()
 	if err != nil || v < 0 {
 		return 0
@@ -27,7 +27,7 @@ func landlockABI() int {
 // handling every right the kernel's ABI knows (best effort downgrades to the
 // running kernel). It returns the ruleset fd; the caller restricts the
 // thread with it.
-func landlockRuleset(s landlockSpec) (int, uint32, error) {
+func landlockRuleset(s Landlock) (int, uint32, error) {
 	var rules []landlock.Rule
 	for _, p := range s.RO {
 		if isDir(p) {

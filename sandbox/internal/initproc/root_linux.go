@@ -1,4 +1,4 @@
-package sandbox
+package initproc
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ import (
 // and files, mounts a fresh /proc, pivots into it and detaches the host's
 // root. Afterwards the root tmpfs itself is read-only; only the mounts marked
 // RW (workspace, /tmp, /dev/shm, the profile's rw paths) are writable.
-func buildRoot(s *initSpec) error {
+func buildRoot(s *Spec) error {
 	if s.Root == "" || !filepath.IsAbs(s.Root) {
 		return errors.New("no root directory to build on")
 	}
@@ -69,20 +69,20 @@ func buildRoot(s *initSpec) error {
 	return nil
 }
 
-func applyMount(root string, m mountSpec) error {
+func applyMount(root string, m Mount) error {
 	dst, err := inRoot(root, m.Dst)
 	if err != nil {
 		return err
 	}
 	switch m.Kind {
-	case mountSymlink:
+	case MountSymlink:
 		if err := mkdirInRoot(root, filepath.Dir(m.Dst)); err != nil {
 			return err
 		}
 		if err := os.Symlink(m.Src, dst); err != nil {
 			return fmt.Errorf("creating symlink %s in the sandbox: %w", m.Dst, err)
 		}
-	case mountCopy:
+	case MountCopy:
 		b, err := readSmall(m.Src)
 		if err != nil {
 			return fmt.Errorf("copying %s into the sandbox: %w", m.Src, err)
@@ -93,14 +93,14 @@ func applyMount(root string, m mountSpec) error {
 		if err := os.WriteFile(dst, b, 0o644); err != nil {
 			return fmt.Errorf("copying %s into the sandbox: %w", m.Src, err)
 		}
-	case mountTmpfs:
+	case MountTmpfs:
 		if err := mkdirInRoot(root, m.Dst); err != nil {
 			return err
 		}
 		if err := unix.Mount("tmpfs", dst, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, m.Data); err != nil {
 			return fmt.Errorf("mounting tmpfs at %s: %w", m.Dst, err)
 		}
-	case mountBind:
+	case MountBind:
 		fi, err := os.Stat(m.Src)
 		if err != nil {
 			return fmt.Errorf("bind mount of %s: %w", m.Src, err)
@@ -212,7 +212,7 @@ func mkfileInRoot(root, p string) error {
 // root. Where the profile exposes a host directory read-only at its place
 // (a profile with /etc), the file is written beside the root and bound over
 // the host's file, so the sandbox never sees the host's version.
-func placeFile(root string, f fileSpec, i int) error {
+func placeFile(root string, f File, i int) error {
 	p, err := inRoot(root, f.Path)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package sandbox
+package initproc
 
 import (
 	"bufio"
@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -16,13 +16,13 @@ import (
 // protocol (for clients that honour HTTP(S)_PROXY), and one per allowed name
 // and port on the loopback address /etc/hosts gives that name (for clients
 // that ignore proxy variables). The proxy decides; the forwarders only carry.
-func startForwarders(p *proxySpec) error {
+func startForwarders(p *Proxy) error {
 	ctx := context.Background()
 	lc := net.ListenConfig{}
 	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p.Port))))
 	if err != nil {
-		return fmt.Errorf("listening for the proxy forwarder: %w", err)
+		return fmt.Errorf("listening for the proxy Forwarder: %w", err)
 	}
 	go serveForward(ln, p.Socket, "")
 	for _, f := range p.Forwards {
@@ -62,16 +62,49 @@ func forwardOne(c net.Conn, socket, target string) {
 		if _, err := fmt.Fprintf(up, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target); err != nil {
 			return
 		}
+		// The proxy's answer: a status line and headers, no body. Parsed by
+		// hand so that the init does not link net/http.
 		br := bufio.NewReader(up)
-		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-		if err != nil {
+		status, err := br.ReadString('\n')
+		if err != nil || len(status) < 12 || !strings.HasPrefix(status, "HTTP/1.") || status[9:12] != "200" {
 			return
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || len(line) > 8<<10 {
+				return
+			}
+			if line == "\r\n" || line == "\n" {
+				break
+			}
 		}
 		fromUp = br
 	}
 	pipeBoth(c, up, fromUp)
+}
+
+// pipeBoth copies a<->b until both directions end; fromB reads b (possibly
+// through a buffer that already holds some of b's bytes).
+func pipeBoth(a, b net.Conn, fromB io.Reader) {
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(b, a)
+		closeWrite(b)
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(a, fromB)
+		closeWrite(a)
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+		return
+	}
+	_ = c.Close()
 }
