@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/warden-run/warden/sandbox/internal/initproc"
 	"net"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/events"
+	"github.com/warden-run/warden/sandbox/internal/initproc"
 	"github.com/warden-run/warden/tier"
 )
 

@@ -2,11 +2,11 @@ package sandbox
 
 import (
 	"fmt"
-	"github.com/warden-run/warden/sandbox/internal/initproc"
 	"strconv"
 	"strings"
 
 	"github.com/warden-run/warden/tier"
+	"github.com/warden-run/warden/sandbox/internal/initproc"
 )
 
 // Mechanism names, as they appear in Mechanisms.List, in events and in
