@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/warden-run/warden/tier"
 	"github.com/warden-run/warden/sandbox/internal/initproc"
+	"github.com/warden-run/warden/tier"
 )
 
 // Mechanism names, as they appear in Mechanisms.List, in events and in
