@@ -73,7 +73,7 @@ type agentCred struct {
 }
 
 // httpUpstream serves a demo tool server over streamable HTTP.
-func httpUpstream(t *testing.T, name string) string {
+func httpUpstream(t testing.TB, name string) string {
 	t.Helper()
 	s, err := demotools.New(name)
 	if err != nil {
@@ -94,7 +94,7 @@ func stdioUpstream(name string, crash bool) *config.StdioUpstream {
 	return &config.StdioUpstream{Command: exe, Args: []string{"-test.run=^$"}, Env: env}
 }
 
-func start(t *testing.T, ups []config.Upstream, mutate func(*config.Gateway)) *env {
+func start(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway)) *env {
 	t.Helper()
 	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
 	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org"}); err != nil {
@@ -140,7 +140,7 @@ func start(t *testing.T, ups []config.Upstream, mutate func(*config.Gateway)) *e
 }
 
 // agent registers and enrols an agent directly with the identity service.
-func (e *env) agent(t *testing.T, name string) *agentCred {
+func (e *env) agent(t testing.TB, name string) *agentCred {
 	t.Helper()
 	_, tok, err := e.d.Identity.Register(ctx, "test", identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "ops@example.org", Model: "test"})
 	if err != nil {
@@ -161,7 +161,7 @@ func (e *env) agent(t *testing.T, name string) *agentCred {
 }
 
 // grantFor opens a task for the agent.
-func (e *env) grantFor(t *testing.T, a *agentCred, scope string, budget int) (*grant.Task, string) {
+func (e *env) grantFor(t testing.TB, a *agentCred, scope string, budget int) (*grant.Task, string) {
 	t.Helper()
 	var sc grant.Scope
 	if err := jsonUnmarshal(scope, &sc); err != nil {
@@ -175,22 +175,22 @@ func (e *env) grantFor(t *testing.T, a *agentCred, scope string, budget int) (*g
 }
 
 // client connects to the gateway as the agent over mTLS with the grant.
-func (e *env) client(t *testing.T, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
+func (e *env) client(t testing.TB, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
 	t.Helper()
 	return e.clientAt(t, e.url, a, grantTok)
 }
 
-func (e *env) clientAt(t *testing.T, endpoint string, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
+func (e *env) clientAt(t testing.TB, endpoint string, a *agentCred, grantTok string) (*mcp.ClientSession, error) {
 	t.Helper()
 	return e.connect(t, endpoint, a, grantTok, nil)
 }
 
-func (e *env) clientWith(t *testing.T, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+func (e *env) clientWith(t testing.TB, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
 	t.Helper()
 	return e.connect(t, e.url, a, grantTok, opts)
 }
 
-func (e *env) connect(t *testing.T, endpoint string, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
+func (e *env) connect(t testing.TB, endpoint string, a *agentCred, grantTok string, opts *mcp.ClientOptions) (*mcp.ClientSession, error) {
 	t.Helper()
 	pool := x509.NewCertPool()
 	for _, r := range e.roots {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -16,7 +17,7 @@ func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) 
 
 type contextT = context.Context
 
-func newHTTPServer(t *testing.T, s *mcp.Server) string {
+func newHTTPServer(t testing.TB, s *mcp.Server) string {
 	t.Helper()
 	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 	t.Cleanup(srv.Close)
@@ -30,3 +31,5 @@ func mtlsClient(e *env, a *agentCred) *http.Client {
 	}
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{a.cert}}}}
 }
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
