@@ -263,3 +263,32 @@ func TestPerUpstreamEndpoints(t *testing.T) {
 		t.Fatalf("per-upstream endpoint skipped the grant: %q", got)
 	}
 }
+
+// A per-session stdio upstream: each agent session gets its own process
+// (its own state), killed when the session ends.
+func TestPerSessionUpstreams(t *testing.T) {
+	std := stdioUpstream("payments", false)
+	std.PerSession = true
+	e := start(t, []config.Upstream{{Name: "payments", Stdio: std, Tools: map[string][]string{"get_balance": {"reads"}, "send_payment": {"egress"}}}}, nil)
+	if _, err := e.d.Policy.Apply(ctx, "p.cedar", []byte(`@id("all") permit (principal, action, resource);`), policyMeta()); err != nil {
+		t.Fatal(err)
+	}
+	a := e.agent(t, "a")
+	_, tok := e.grantFor(t, a, `[{"tool": "payments.*"}]`, 50)
+	one, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, one, "payments.send_payment", `{"to": "x", "amount": 1000, "currency": "EUR"}`); r.IsError {
+		t.Fatal(r.Content)
+	}
+	b1 := call(t, one, "payments.get_balance", `{}`).Content[0].(*mcp.TextContent).Text
+	b2 := call(t, two, "payments.get_balance", `{}`).Content[0].(*mcp.TextContent).Text
+	if b1 == b2 {
+		t.Fatalf("two sessions share one process: balances %q and %q", b1, b2)
+	}
+}

@@ -124,7 +124,7 @@ var (
 // timeout, or by the revocation of the task (or an ancestor) in flight.
 func stageUpstream(c *Call) *Denial {
 	u := c.g.ups[c.Tool.Server]
-	cs, err := u.session()
+	cs, err := u.sessionFor(c.Ctx, c.session)
 	if err != nil {
 		return c.upstreamFailed("upstream_unavailable", fmt.Sprintf("%s is unavailable: %v", c.Tool.Server, err))
 	}

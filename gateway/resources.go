@@ -67,7 +67,7 @@ func (g *Gateway) read(ctx context.Context, extra *mcp.RequestExtra, ss *mcp.Ser
 		return refusal(t, d.Code, reasonText(d), d.Reasons)
 	}
 	u := g.ups[t.Server]
-	cs, err := u.session()
+	cs, err := u.sessionFor(ctx, st)
 	if err != nil {
 		return refusal(t, "upstream_unavailable", err.Error(), nil)
 	}

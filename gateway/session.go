@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -15,7 +16,47 @@ type session struct {
 
 	mu       sync.Mutex
 	inflight map[*inflightCall]struct{}
-	taint    []string // ids of calls whose untrusted output the session ingested
+	taint    []string         // ids of calls whose untrusted output the session ingested
+	own      map[string]*conn // per-session upstream processes, by upstream
+	ended    bool
+}
+
+// upstreamConn returns this session's own connection to u, starting its
+// process on first use; the process ends with the session.
+func (st *session) upstreamConn(ctx context.Context, u *upstream) (*conn, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.ended {
+		return nil, errors.New("session ended")
+	}
+	if c := st.own[u.cfg.Name]; c != nil {
+		select {
+		case <-c.done: // died: start a fresh one
+			c.close()
+		default:
+			return c, nil
+		}
+	}
+	c, err := u.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if st.own == nil {
+		st.own = map[string]*conn{}
+	}
+	st.own[u.cfg.Name] = c
+	return c, nil
+}
+
+// end closes the session's own upstream processes.
+func (st *session) end() {
+	st.mu.Lock()
+	own := st.own
+	st.own, st.ended = nil, true
+	st.mu.Unlock()
+	for _, c := range own {
+		c.close()
+	}
 }
 
 // inflightCall is a call being forwarded, cancellable by revocation.
@@ -72,6 +113,7 @@ func (s *sessions) get(ss *mcp.ServerSession, agent string) *session {
 			delete(s.owners, id)
 		}
 		s.mu.Unlock()
+		st.end()
 	}()
 	return st
 }

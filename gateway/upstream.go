@@ -312,6 +312,19 @@ func (u *upstream) listTools(ctx context.Context, cs *mcp.ClientSession) ([]*Too
 	return out, nil
 }
 
+// sessionFor returns the client session a call of agent session st goes
+// through: the shared one, or st's own process for a per-session upstream.
+func (u *upstream) sessionFor(ctx context.Context, st *session) (*mcp.ClientSession, error) {
+	if u.cfg.Stdio == nil || !u.cfg.Stdio.PerSession {
+		return u.session()
+	}
+	c, err := st.upstreamConn(context.WithoutCancel(ctx), u)
+	if err != nil {
+		return nil, err
+	}
+	return c.cs, nil
+}
+
 // session returns the live shared client session.
 func (u *upstream) session() (*mcp.ClientSession, error) {
 	u.mu.RLock()
