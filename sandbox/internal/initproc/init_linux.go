@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -80,6 +81,10 @@ func Run() int {
 	// share the tool's Landlock domain and seccomp filter (and the tool
 	// could signal it).
 	runtime.LockOSThread()
+	// No garbage collection while the sandbox is built (a few MiB at
+	// most); the default resumes once the tool runs and the init only
+	// carries bytes.
+	gcPercent := debug.SetGCPercent(-1)
 	// Every descriptor the host let through, other than the spec and status
 	// pipes, is made close-on-exec before anything else happens, so that
 	// nothing inherited reaches the tool (escape test: inherited fds).
@@ -247,6 +252,7 @@ func Run() int {
 	} else {
 		st.in(MechLandlockScoped, false, fmt.Sprintf("Landlock ABI %d has no scoping", abi))
 	}
+	debug.SetGCPercent(gcPercent)
 	st.report.OK = true
 	st.report.ToolPID = res.pid
 	st.send(StatusLine{Report: &st.report})
