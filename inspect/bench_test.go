@@ -138,3 +138,17 @@ func BenchmarkCheckInbound(b *testing.B) {
 		i.CheckInbound(ctx, Inbound{Tool: "web.fetch", CallID: "c", Labels: []string{LabelUntrustedOutput}, Content: content, Session: s})
 	}
 }
+
+// BenchmarkDetectShort is one short prompt: the per-call cost.
+func BenchmarkDetectShort(b *testing.B) {
+	d, err := NewDetector(DetectorOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := "Can you summarise the attached quarterly report and list the three largest cost items?"
+	b.SetBytes(int64(len(text)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Detect(text)
+	}
+}

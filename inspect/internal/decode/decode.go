@@ -303,6 +303,20 @@ func (d *Decoder) rot13(s string) (string, bool) {
 	if nonASCII*8 > min(len(s), 256) {
 		return "", false
 	}
+	// Letter frequencies first: English is rich in e, t, a; its rot13 in
+	// r, g, n. Text that reads like English is not rot13.
+	var eta, rgn int
+	for i := 0; i < len(s) && i < 4096; i++ {
+		switch s[i] | 0x20 {
+		case 'e', 't', 'a':
+			eta++
+		case 'r', 'g', 'n':
+			rgn++
+		}
+	}
+	if rgn <= eta {
+		return "", false
+	}
 	orig, rot, words := 0, 0, 0
 	var w [24]byte
 	for i := 0; i < len(s) && words < maxWords; {

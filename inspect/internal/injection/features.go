@@ -80,6 +80,8 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 	if cmin < 1 {
 		cmin = 1
 	}
+	single := cmin == cmax // the usual configuration: one n-gram size
+	gm := ^uint64(0) >> (64 - 16*cmax)
 	for i := 0; i < len(s); {
 		var r rune
 		if b := s[i]; b < utf8.RuneSelf {
@@ -129,8 +131,14 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 		prevSpace = false
 		reg = reg<<16 | uint64(fold16(r))
 		n++
-		for k := cmin; k <= cmax && k <= n; k++ {
-			dst = append(dst, bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift))
+		if single {
+			if n >= cmin {
+				dst = append(dst, bucket(((reg&gm)^seedChar)*fnvPrime+uint64(cmin), shift))
+			}
+		} else {
+			for k := cmin; k <= cmax && k <= n; k++ {
+				dst = append(dst, bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift))
+			}
 		}
 		if r >= 0x2E80 && n >= 2 && cmin > 2 { // unspaced scripts: bigrams too
 			dst = append(dst, bucket(((reg&0xFFFFFFFF)^seedChar)*fnvPrime+2, shift))
@@ -166,6 +174,8 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 	if cmin < 1 {
 		cmin = 1
 	}
+	single := cmin == cmax // the usual configuration: one n-gram size
+	gm := ^uint64(0) >> (64 - 16*cmax)
 	for i := 0; i < len(s); {
 		var r rune
 		if b := s[i]; b < utf8.RuneSelf {
@@ -219,9 +229,16 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 		prevSpace = false
 		reg = reg<<16 | uint64(fold16(r))
 		n++
-		for k := cmin; k <= cmax && k <= n; k++ {
-			sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
-			count++
+		if single {
+			if n >= cmin {
+				sum += int64(w[bucket(((reg&gm)^seedChar)*fnvPrime+uint64(cmin), shift)&mask])
+				count++
+			}
+		} else {
+			for k := cmin; k <= cmax && k <= n; k++ {
+				sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
+				count++
+			}
 		}
 		if r >= 0x2E80 && n >= 2 && cmin > 2 { // unspaced scripts: bigrams too
 			sum += int64(w[bucket(((reg&0xFFFFFFFF)^seedChar)*fnvPrime+2, shift)&mask])

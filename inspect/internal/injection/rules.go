@@ -40,12 +40,31 @@ type Rule struct {
 	Pattern string
 	// Func, when set, replaces Pattern: it returns the matched spans.
 	Func func(s string) [][2]int
-	re   *regexp.Regexp // for windows around stems
-	reA  *regexp.Regexp // anchored at a trigger word
+	// Builtin names a check computed while finding triggers.
+	Builtin int
+	// Variants, when set, replace Pattern: each has its own stems and a
+	// small pattern run only around them (one rule for many languages).
+	Variants []Variant
+	re       *regexp.Regexp // for windows around stems
+	reA      *regexp.Regexp // anchored at a trigger word
 }
+
+// Builtin checks.
+const (
+	builtinNone   = iota
+	builtinRepeat // a word repeated at least 8 times in a row
+)
 
 // StrongScore is the least score text gets when a Strong rule matches it.
 const StrongScore = 0.9
+
+// Variant is one form of a rule (a language, say): stems that trigger it and
+// the pattern to try around them.
+type Variant struct {
+	Stems   []string
+	Pattern string
+	re      *regexp.Regexp
+}
 
 // Hit is one rule match.
 type Hit struct {
@@ -60,8 +79,9 @@ type RuleSet struct {
 	trig     trigTable
 	near     trigTable
 	stems    *acindex.Index
-	nonASCII uint64 // Func rules run on non-ASCII text
-	always   uint64 // Func rules run on all text
+	nonASCII uint64   // Func rules run on non-ASCII text
+	always   uint64   // Func rules run on all text
+	variant  [][2]int // stem tag - len(rules) -> (rule, variant)
 }
 
 func wordHash(w string) uint64 {
@@ -121,7 +141,7 @@ func DefaultRules() []Rule {
 			Pattern:  `\b(?:decode|decipher|base64|rot13|rot-13|encoded)\b[^.\n]{0,60}\b(?:follow|execute|do|obey|instructions?|respond|answer)\b`},
 		{ID: "fake_dialogue", Reason: "embeds a scripted question-and-answer dialogue (many-shot steering)",
 			Func: fakeDialogue()},
-		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", Func: repeatedToken},
+		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", Builtin: builtinRepeat},
 		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)", Func: pigLatin, NonASCII: false},
 		{ID: "authority_claim", Reason: "claims authority or a special mode to get compliance",
 			Triggers: strings.Fields("i i'm as entering enter activate activating enable enabling switch switching now"), Window: 64,
@@ -139,15 +159,14 @@ func DefaultRules() []Rule {
 			Triggers: strings.Fields("forget actually nevermind never instead"),
 			Pattern:  `\bforget\s+(?:about\s+)?(?:that|this|it|everything)\b|\bactually,?\s+(?:can|could|please|instead|i\s+want)\b|\bnever\s*mind\b|\binstead\s*\?`},
 		{ID: "override_multilingual", Reason: "asks to ignore earlier instructions (non-English)", Strong: true,
-			Func: multilingualOverride()},
+			Variants: multilingualVariants(), Window: 160},
 	}
 }
 
-// multilingualOverride finds "ignore the previous instructions" in the
-// languages of the development set. Each language has its own stems and a
-// small pattern, run only around a stem, so that no large alternation runs
-// over the text.
-func multilingualOverride() func(s string) [][2]int {
+// multilingualVariants are "ignore the previous instructions" in the
+// languages of the development set: each language has its own stems and a
+// small pattern, so that no large alternation runs over the text.
+func multilingualVariants() []Variant {
 	langs := []struct {
 		stems   []string
 		pattern string
@@ -170,45 +189,30 @@ func multilingualOverride() func(s string) [][2]int {
 		{[]string{"উপেক্ষা", "ভুলে"}, `(?:নির্দেশ|নির্দেশনা|নির্দেশাবলী)[^।\n]{0,20}(?:উপেক্ষা|ভুলে)`},
 		{[]string{"ละเว้น", "เพิกเฉย", "ไม่สนใจ", "ลืม"}, `(?:ละเว้น|เพิกเฉย|ไม่สนใจ|ลืม)[^\n]{0,20}(?:คำสั่ง|คำแนะนำ)`},
 	}
-	var stems [][]string
-	res := make([]*regexp.Regexp, len(langs))
+	out := make([]Variant, len(langs))
 	for i, l := range langs {
-		stems = append(stems, l.stems)
-		res[i] = regexp.MustCompile(l.pattern)
+		out[i] = Variant{Stems: l.stems, Pattern: l.pattern}
 	}
-	ac := acindex.New(stems)
-	return func(s string) [][2]int {
-		var out [][2]int
-		tries := 0
-		lastEnd := -1
-		ac.Scan(s, func(lang, pos int) bool {
-			tries++
-			a := runeStart(s, max0(pos-72))
-			b := runeStart(s, min(len(s), pos+160))
-			if a < lastEnd {
-				a = lastEnd
-			}
-			if a < b {
-				if l := res[lang].FindStringIndex(s[a:b]); l != nil {
-					out = append(out, [2]int{a + l[0], a + l[1]})
-					lastEnd = a + l[1]
-				}
-			}
-			return tries < 32 && len(out) < 4
-		})
-		return out
-	}
+	return out
 }
 
 // CompileRules compiles rules once; the result is read-only.
 func CompileRules(rules []Rule) (*RuleSet, error) {
-	if len(rules) > 64 {
-		return nil, fmt.Errorf("at most 64 rules, got %d", len(rules))
+	if len(rules) > maxRules {
+		return nil, fmt.Errorf("at most %d rules, got %d", maxRules, len(rules))
 	}
 	rs := &RuleSet{}
 	var stems [][]string
 	for i, r := range rules {
-		if r.Func == nil {
+		for vi := range r.Variants {
+			re, err := regexp.Compile(r.Variants[vi].Pattern)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s variant %d: %w", r.ID, vi, err)
+			}
+			r.Variants = append([]Variant(nil), r.Variants...)
+			r.Variants[vi].re = re
+		}
+		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
 			re, err := regexp.Compile(r.Pattern)
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
@@ -233,12 +237,20 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			r.Window = 240
 		}
 		rs.rules[i] = r
+		// Stem tags: rule index for the rule's own stems, then one tag per
+		// variant (tag >= len(rules) maps through rs.variant).
 		stems = append(stems, r.Stems)
 		for _, w := range r.Triggers {
 			rs.trig.add(wordHash(w), 1<<i)
 		}
 		for _, w := range r.Near {
 			rs.near.add(wordHash(w), 1<<i)
+		}
+	}
+	for i, r := range rs.rules {
+		for vi, v := range r.Variants {
+			stems = append(stems, v.Stems)
+			rs.variant = append(rs.variant, [2]int{i, vi})
 		}
 	}
 	rs.stems = acindex.New(stems)
@@ -286,13 +298,18 @@ func (t *trigTable) get(h uint64) uint64 {
 }
 
 // maxTriggers is how many trigger positions per rule are examined.
-const maxTriggers = 32
+const maxTriggers = 16
+
+// maxRules bounds a rule set.
+const maxRules = 32
 
 // triggers records, per rule, where its trigger words occur.
 type triggers struct {
-	n     [64]uint8
-	pos   [64][maxTriggers]int32
-	stem  [64]bool // rule triggered by a stem (pattern may start before it)
+	n     [maxRules]uint8
+	pos   [maxRules][maxTriggers]int32
+	vari  [maxRules][maxTriggers]int16 // variant of a Variants rule's trigger
+	rep   [2]int                       // span of a repeated-token run (end 0: none)
+	stem  [64]bool                     // rule triggered by a stem (pattern may start before it)
 	nn    [64]uint8
 	near  [64][maxTriggers]int32 // positions of the rule's Near words
 	nfull [64]bool               // more Near words than recorded
@@ -336,7 +353,18 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	in := false
 	ascii = true
 	start := 0
+	var prevH uint64
+	run, runStart, lastEnd := 0, 0, 0
 	flush := func(end int) {
+		if h == prevH {
+			run++
+			if run >= 8 && t.rep[1] == 0 || run >= 8 && t.rep[0] == runStart {
+				t.rep = [2]int{runStart, end}
+			}
+		} else {
+			prevH, run, runStart = h, 1, start
+		}
+		lastEnd = end
 		if m := rs.trig.get(h); m != 0 {
 			for m != 0 {
 				i := bits.TrailingZeros64(m)
@@ -351,14 +379,13 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 				t.addNear(i, start)
 			}
 		}
-		_ = end
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 {
 			ascii = false
 		}
-		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '\'' {
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '\'' || c >= 0x80 {
 			if (c == '-' || c == '_' || c == '\'') && !in {
 				continue
 			}
@@ -378,8 +405,18 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	if in {
 		flush(len(s))
 	}
-	rs.stems.Scan(s, func(rule, pos int) bool {
-		t.add(rule, pos, true)
+	_ = lastEnd
+	nr := len(rs.rules)
+	rs.stems.Scan(s, func(tag, pos int) bool {
+		if tag < nr {
+			t.add(tag, pos, true)
+			return true
+		}
+		rv := rs.variant[tag-nr]
+		if n := t.n[rv[0]]; n < maxTriggers {
+			t.vari[rv[0]][n] = int16(rv[1])
+		}
+		t.add(rv[0], pos, true)
 		return true
 	})
 	return ascii
@@ -399,6 +436,26 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 		r := &rs.rules[i]
 		var locs [][2]int
 		switch {
+		case r.Builtin == builtinRepeat:
+			if t.rep[1] > 0 {
+				locs = [][2]int{t.rep}
+			}
+		case r.Variants != nil:
+			lastEnd := -1
+			for k := 0; k < int(t.n[i]); k++ {
+				p := int(t.pos[i][k])
+				a, b := runeStart(s, max0(p-72)), runeStart(s, min(len(s), p+r.Window))
+				if a < lastEnd {
+					a = lastEnd
+				}
+				if a >= b {
+					continue
+				}
+				if l := r.Variants[t.vari[i][k]].re.FindStringIndex(s[a:b]); l != nil {
+					locs = append(locs, [2]int{a + l[0], a + l[1]})
+					lastEnd = a + l[1]
+				}
+			}
 		case r.Func != nil:
 			if funcs&(1<<i) == 0 {
 				continue
@@ -549,52 +606,10 @@ func words(s string, fn func(start, end int) bool) {
 	}
 }
 
-// repeatedToken finds a word repeated at least 8 times in a row. Words are
-// compared by hash; only ASCII letters and digits and non-ASCII bytes make
-// words here, which is enough for a repetition check.
-func repeatedToken(s string) [][2]int {
-	var out [][2]int
-	var prev, h uint64
-	run, runStart, lastEnd, start := 0, 0, 0, 0
-	in := false
-	end := func(i int) {
-		if h == prev {
-			run++
-		} else {
-			if run >= 8 {
-				out = append(out, [2]int{runStart, lastEnd})
-			}
-			prev, run, runStart = h, 1, start
-		}
-		lastEnd = i
-	}
-	for i := 0; i < len(s) && len(out) < 4; i++ {
-		c := s[i]
-		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c >= 0x80 {
-			if !in {
-				in, start, h = true, i, fnvOffset
-			}
-			h = (h ^ uint64(c)) * fnvPrime
-			continue
-		}
-		if in {
-			in = false
-			end(i)
-		}
-	}
-	if in {
-		end(len(s))
-	}
-	if run >= 8 && len(out) < 4 {
-		out = append(out, [2]int{runStart, lastEnd})
-	}
-	return out
-}
-
 // pigLatin flags text most of whose words end in "ay" (at least 4 words).
 // Only the first 400 words are looked at.
 func pigLatin(s string) [][2]int {
-	if !strings.Contains(s, "ay ") {
+	if strings.Count(s, "ay ") < 4 {
 		return nil
 	}
 	n, ay, first, last := 0, 0, -1, 0

@@ -72,6 +72,9 @@ func (t *Text) Orig(i int) int {
 // read-only after construction and safe for concurrent use.
 type Normalizer struct {
 	confusable map[rune]rune
+	// lower maps a byte to its lower case for printable ASCII, tab and
+	// newlines, and to 0 for every byte the fast path cannot handle.
+	lower [256]byte
 }
 
 // New builds a Normalizer.
@@ -94,7 +97,16 @@ func New() *Normalizer {
 			m[r] = to[i]
 		}
 	}
-	return &Normalizer{confusable: m}
+	nz := &Normalizer{confusable: m}
+	for c := range 256 {
+		switch {
+		case c >= 'A' && c <= 'Z':
+			nz.lower[c] = byte(c + 'a' - 'A')
+		case c >= 0x20 && c < 0x7f || c == '\t' || c == '\n' || c == '\r':
+			nz.lower[c] = byte(c)
+		}
+	}
+	return nz
 }
 
 // invisible reports characters with no visible rendering that attackers use
@@ -129,44 +141,26 @@ func (n *Normalizer) NormalizeUnmapped(s string) Text { return n.normalize(s, fa
 func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
-	ascii := true
-	clean := true
+	// One pass for plain ASCII: lower-case into a new buffer, bail out to
+	// the full path at the first byte that needs more.
+	var b []byte
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			ascii = false
-			break
+		c := n.lower[s[i]]
+		if c == 0 { // non-ASCII or a control character
+			return n.slow(s, track)
 		}
-		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f {
-			clean = false
+		if c != s[i] && b == nil {
+			b = make([]byte, len(s))
+			copy(b, s[:i])
 		}
-	}
-	if ascii && clean {
-		return Text{S: lowerASCII(s), identity: true}
-	}
-	return n.slow(s, track)
-}
-
-func lowerASCII(s string) string {
-	i := 0
-	for ; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			break
+		if b != nil {
+			b[i] = c
 		}
 	}
-	if i == len(s) {
-		return s
+	if b == nil {
+		return Text{S: s, identity: true}
 	}
-	b := make([]byte, len(s))
-	copy(b, s[:i])
-	for ; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		b[i] = c
-	}
-	return string(b)
+	return Text{S: string(b), identity: true}
 }
 
 func (n *Normalizer) slow(s string, track bool) Text {
