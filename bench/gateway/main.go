@@ -59,8 +59,13 @@ type options struct {
 	servePassthrough string // internal: run as the pass-through child
 }
 
-// Target keys for -targets, in the order rows are printed.
-var allTargets = []string{"direct", "passthrough-stdio", "passthrough-http", "supergateway", "mcp-proxy", "warden", "warden-sync"}
+// Target keys for -targets, in the order rows are printed. The default set
+// leaves out passthrough-http-json (the SDK's JSON-response mode, measured no
+// faster than its SSE responses here).
+var (
+	allTargets     = []string{"direct", "passthrough-stdio", "passthrough-http", "passthrough-http-json", "supergateway", "mcp-proxy", "warden", "warden-sync"}
+	defaultTargets = []string{"direct", "passthrough-stdio", "passthrough-http", "supergateway", "mcp-proxy", "warden", "warden-sync"}
+)
 
 func parseOptions(args []string, stderr io.Writer) (*options, []string, error) {
 	o := &options{}
@@ -73,14 +78,14 @@ func parseOptions(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.protocol, "protocol", "2025-11-25", "MCP protocol version the clients pin")
 	fs.StringVar(&o.message, "message", "warden-bench", "echo's message argument")
 	fs.DurationVar(&o.phaseTimeout, "phase-timeout", 5*time.Minute, "limit for one warm-up plus measurement")
-	only := fs.String("targets", strings.Join(allTargets, ","), "comma-separated targets to run: "+strings.Join(allTargets, ", "))
+	only := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets to run, from: "+strings.Join(allTargets, ", "))
 	fs.BoolVar(&o.markdown, "markdown", false, "print the table as Markdown (for docs/benchmarks.md)")
 	fs.StringVar(&o.wardenURL, "warden-url", "", "streamable HTTP endpoint of a running Warden gateway with every check on and the audit log in async mode")
 	fs.StringVar(&o.wardenSyncURL, "warden-sync-url", "", "the same, for a gateway with the audit log in sync mode (optional)")
 	fs.StringVar(&o.wardenCreds, "warden-creds", "", "agent credential directory (svid.key, svid.pem, bundle.pem) for mTLS to the gateway")
 	fs.StringVar(&o.wardenGrant, "warden-grant", "", "file holding the task grant sent in the Warden-Grant header")
 	fs.StringVar(&o.wardenTool, "warden-tool", "everything.echo", "the echo tool's namespaced id behind the gateway")
-	fs.StringVar(&o.servePassthrough, "serve-passthrough", "", "internal: serve the Go-SDK pass-through on this front (stdio|http) for the upstream after --")
+	fs.StringVar(&o.servePassthrough, "serve-passthrough", "", "internal: serve the Go-SDK pass-through on this front (stdio|http|http-json) for the upstream after --")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
@@ -102,6 +107,7 @@ func parseOptions(args []string, stderr io.Writer) (*options, []string, error) {
 			o.concurrency = append(o.concurrency, n)
 		}
 	}
+	var picked []string
 	for _, s := range strings.Split(*only, ",") {
 		s = strings.TrimSpace(s)
 		if s == "" {
@@ -110,7 +116,15 @@ func parseOptions(args []string, stderr io.Writer) (*options, []string, error) {
 		if !slices.Contains(allTargets, s) {
 			return nil, nil, fmt.Errorf("-targets: unknown target %q (have %s)", s, strings.Join(allTargets, ", "))
 		}
-		o.targets = append(o.targets, s)
+		picked = append(picked, s)
+	}
+	for _, s := range allTargets { // table order, whatever the flag's order
+		if slices.Contains(picked, s) {
+			o.targets = append(o.targets, s)
+		}
+	}
+	if len(o.targets) == 0 {
+		return nil, nil, errors.New("-targets: none given")
 	}
 	if (o.wardenURL != "" || o.wardenSyncURL != "") && (o.wardenCreds == "" || o.wardenGrant == "") {
 		return nil, nil, errors.New("-warden-url and -warden-sync-url need -warden-creds and -warden-grant")
@@ -156,6 +170,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t = passthroughTarget{front: frontStdio}
 		case "passthrough-http":
 			t = passthroughTarget{front: frontHTTP}
+		case "passthrough-http-json":
+			t = passthroughTarget{front: frontHTTPJSON}
 		case "supergateway":
 			t = bridgeTarget{kind: mcptest.Supergateway, version: "4.0.0"}
 		case "mcp-proxy":

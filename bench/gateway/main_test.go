@@ -53,7 +53,7 @@ func TestHarnessSmoke(t *testing.T) {
 	// run looks for testdata/npm from the working directory, as `go run` does.
 	var out strings.Builder
 	err := run(t.Context(), []string{"-calls", "20", "-warmup", "5", "-concurrency", "1,3",
-		"-targets", "direct,passthrough-stdio,passthrough-http,supergateway,mcp-proxy,warden"}, &out, io.Discard)
+		"-targets", "direct,passthrough-stdio,passthrough-http,passthrough-http-json,supergateway,mcp-proxy,warden"}, &out, io.Discard)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}

@@ -30,6 +30,9 @@ type passthroughFront string
 const (
 	frontStdio passthroughFront = "stdio"
 	frontHTTP  passthroughFront = "http"
+	// frontHTTPJSON answers each POST with one application/json body
+	// (StreamableHTTPOptions.JSONResponse) instead of an SSE stream.
+	frontHTTPJSON passthroughFront = "http-json"
 )
 
 // newPassthrough connects to upstream over stdio (pinning protocol) and
@@ -119,8 +122,8 @@ func checkObjectSchema(schema any, input bool) error {
 }
 
 // runPassthroughMode is the child process: it serves the pass-through on
-// front until ctx ends (stdio) or forever (http, whose address it prints on
-// the first line of stdout as "listening URL").
+// front until ctx ends (for the HTTP fronts it first prints its address on
+// stdout as "listening URL").
 func runPassthroughMode(ctx context.Context, front passthroughFront, upstream []string, protocol string, stdout io.Writer) error {
 	if len(upstream) == 0 {
 		return errors.New("pass-through: no upstream command after --")
@@ -137,12 +140,13 @@ func runPassthroughMode(ctx context.Context, front passthroughFront, upstream []
 			return fmt.Errorf("pass-through stdio front: %w", err)
 		}
 		return nil
-	case frontHTTP:
+	case frontHTTP, frontHTTPJSON:
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("pass-through http front: %w", err)
 		}
-		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+		h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+			&mcp.StreamableHTTPOptions{JSONResponse: front == frontHTTPJSON})
 		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		if _, err := fmt.Fprintf(stdout, "listening http://%s/mcp\n", l.Addr()); err != nil {
 			return fmt.Errorf("announcing address: %w", err)

@@ -160,6 +160,9 @@ func (rep *report) printChecks(w io.Writer) {
 		if ptOK {
 			fmt.Fprintf(w, "  go-sdk pass-through (streamable HTTP) adds p50 %s, p99 %s; %.0f calls/s\n", signedMS(ptP50), signedMS(ptP99), pt.rps)
 		}
+		if js, p50, p99, ok := added("passthrough-http-json"); ok {
+			fmt.Fprintf(w, "  go-sdk pass-through (streamable HTTP, JSON responses) adds p50 %s, p99 %s; %.0f calls/s\n", signedMS(p50), signedMS(p99), js.rps)
+		}
 		if sgOK {
 			fmt.Fprintf(w, "  supergateway adds p50 %s\n", signedMS(sgP50))
 		}

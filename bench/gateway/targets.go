@@ -108,8 +108,11 @@ type passthroughTarget struct{ front passthroughFront }
 
 func (p passthroughTarget) Name() string { return "go-sdk pass-through" }
 func (p passthroughTarget) Front() string {
-	if p.front == frontHTTP {
+	switch p.front {
+	case frontHTTP:
 		return "streamable HTTP"
+	case frontHTTPJSON:
+		return "streamable HTTP, JSON responses"
 	}
 	return "stdio"
 }
