@@ -96,23 +96,24 @@ type cgroup struct {
 	version int
 	dirs    map[string]string // controller ("" for v2) -> directory
 	fd      *os.File          // v2: the directory, for CLONE_INTO_CGROUP
+	cpu     bool              // v2: the cpu controller is available
 	applied map[string]string // mechanism -> detail
 }
 
-// newCgroup creates the launch's cgroup and writes its limits. It needs
-// root; v2 is used where it has the memory and pids controllers, v1
-// otherwise.
-func newCgroup(m cgroupMounts, id string, l cgroupLimits) (*cgroup, error) {
+// newCgroup creates a launch's cgroup (limits are written by setLimits).
+// It needs root; v2 is used where it has the memory and pids controllers,
+// v1 otherwise.
+func newCgroup(m cgroupMounts, id string) (*cgroup, error) {
 	if m.V2Available {
-		return newCgroupV2(m.V2, m.V2Ctrls, id, l)
+		return newCgroupV2(m.V2, m.V2Ctrls, id)
 	}
 	if len(m.V1) == 0 {
 		return nil, errors.New("no cgroup hierarchy with the memory or pids controller is mounted")
 	}
-	return newCgroupV1(m.V1, id, l)
+	return newCgroupV1(m.V1, id)
 }
 
-func newCgroupV2(mnt string, ctrls []string, id string, l cgroupLimits) (*cgroup, error) {
+func newCgroupV2(mnt string, ctrls []string, id string) (*cgroup, error) {
 	parent := filepath.Join(mnt, "warden")
 	if err := os.Mkdir(parent, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("creating cgroup %s: %w", parent, err)
@@ -130,40 +131,18 @@ func newCgroupV2(mnt string, ctrls []string, id string, l cgroupLimits) (*cgroup
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
 	}
-	cg := &cgroup{version: 2, dirs: map[string]string{"": dir}, applied: map[string]string{}}
-	fail := func(err error) (*cgroup, error) {
-		cg.remove()
-		return nil, err
-	}
-	if err := cgWrite(dir, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
-		return fail(err)
-	}
-	_ = cgWrite(dir, "memory.swap.max", "0") // absent without swap accounting
-	cg.applied[MechMemoryLimit] = "cgroup v2"
-	if err := cgWrite(dir, "pids.max", strconv.Itoa(l.Pids)); err != nil {
-		return fail(err)
-	}
-	cg.applied[MechPidsLimit] = "cgroup v2"
-	if hasAll(ctrls, "cpu") && l.CPU > 0 {
-		if err := cgWrite(dir, "cpu.max", fmt.Sprintf("%d 100000", int64(l.CPU*100000))); err != nil {
-			return fail(err)
-		}
-		cg.applied[MechCPULimit] = "cgroup v2"
-	}
+	cg := &cgroup{version: 2, dirs: map[string]string{"": dir}, applied: map[string]string{}, cpu: hasAll(ctrls, "cpu")}
 	fd, err := os.Open(dir)
 	if err != nil {
-		return fail(fmt.Errorf("opening cgroup %s: %w", dir, err))
+		cg.remove()
+		return nil, fmt.Errorf("opening cgroup %s: %w", dir, err)
 	}
 	cg.fd = fd
 	return cg, nil
 }
 
-func newCgroupV1(mounts map[string]string, id string, l cgroupLimits) (*cgroup, error) {
+func newCgroupV1(mounts map[string]string, id string) (*cgroup, error) {
 	cg := &cgroup{version: 1, dirs: map[string]string{}, applied: map[string]string{}}
-	fail := func(err error) (*cgroup, error) {
-		cg.remove()
-		return nil, err
-	}
 	for _, ctrl := range []string{"memory", "pids", "cpu"} {
 		mnt, ok := mounts[ctrl]
 		if !ok {
@@ -171,40 +150,63 @@ func newCgroupV1(mounts map[string]string, id string, l cgroupLimits) (*cgroup, 
 		}
 		dir := filepath.Join(mnt, "warden", id)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fail(fmt.Errorf("creating cgroup %s: %w", dir, err))
+			cg.remove()
+			return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
 		}
 		cg.dirs[ctrl] = dir
-		switch ctrl {
-		case "memory":
-			if err := cgWrite(dir, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)); err != nil {
-				return fail(err)
-			}
-			// Swap must not extend the limit; the file exists only with
-			// swap accounting.
-			_ = cgWrite(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
-			cg.applied[MechMemoryLimit] = "cgroup v1"
-		case "pids":
-			if err := cgWrite(dir, "pids.max", strconv.Itoa(l.Pids)); err != nil {
-				return fail(err)
-			}
-			cg.applied[MechPidsLimit] = "cgroup v1"
-		case "cpu":
-			if l.CPU <= 0 {
-				continue
-			}
-			if err := cgWrite(dir, "cpu.cfs_period_us", "100000"); err != nil {
-				return fail(err)
-			}
-			if err := cgWrite(dir, "cpu.cfs_quota_us", strconv.FormatInt(int64(l.CPU*100000), 10)); err != nil {
-				return fail(err)
-			}
-			cg.applied[MechCPULimit] = "cgroup v1"
-		}
 	}
 	if len(cg.dirs) == 0 {
 		return nil, errors.New("no cgroup v1 hierarchy with memory, pids or cpu is mounted")
 	}
 	return cg, nil
+}
+
+// setLimits writes the launch's limits; applied records what took.
+func (cg *cgroup) setLimits(l cgroupLimits) error {
+	if cg.version == 2 {
+		dir := cg.dirs[""]
+		if err := cgWrite(dir, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
+			return err
+		}
+		_ = cgWrite(dir, "memory.swap.max", "0") // absent without swap accounting
+		cg.applied[MechMemoryLimit] = "cgroup v2"
+		if err := cgWrite(dir, "pids.max", strconv.Itoa(l.Pids)); err != nil {
+			return err
+		}
+		cg.applied[MechPidsLimit] = "cgroup v2"
+		if cg.cpu && l.CPU > 0 {
+			if err := cgWrite(dir, "cpu.max", fmt.Sprintf("%d 100000", int64(l.CPU*100000))); err != nil {
+				return err
+			}
+			cg.applied[MechCPULimit] = "cgroup v2"
+		}
+		return nil
+	}
+	if dir, ok := cg.dirs["memory"]; ok {
+		if err := cgWrite(dir, "memory.limit_in_bytes", strconv.FormatInt(l.Memory, 10)); err != nil {
+			return err
+		}
+		// Swap must not extend the limit; the file exists only with swap
+		// accounting.
+		_ = cgWrite(dir, "memory.memsw.limit_in_bytes", strconv.FormatInt(l.Memory, 10))
+		cg.applied[MechMemoryLimit] = "cgroup v1"
+	}
+	if dir, ok := cg.dirs["pids"]; ok {
+		if err := cgWrite(dir, "pids.max", strconv.Itoa(l.Pids)); err != nil {
+			return err
+		}
+		cg.applied[MechPidsLimit] = "cgroup v1"
+	}
+	if dir, ok := cg.dirs["cpu"]; ok && l.CPU > 0 {
+		if err := cgWrite(dir, "cpu.cfs_period_us", "100000"); err != nil {
+			return err
+		}
+		if err := cgWrite(dir, "cpu.cfs_quota_us", strconv.FormatInt(int64(l.CPU*100000), 10)); err != nil {
+			return err
+		}
+		cg.applied[MechCPULimit] = "cgroup v1"
+	}
+	return nil
 }
 
 func cgWrite(dir, file, value string) error {

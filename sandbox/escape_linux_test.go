@@ -557,6 +557,23 @@ func countProcs(cmdline string) int {
 	return n
 }
 
+// countProcsPrefix counts host processes whose command line starts with
+// prefix and that are not zombies.
+func countProcsPrefix(prefix string) int {
+	ents, _ := os.ReadDir("/proc")
+	n := 0
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.HasPrefix(string(b), prefix) {
+			n++
+		}
+	}
+	return n
+}
+
 // fakeResolver answers from a table and records what it was asked.
 type fakeResolver struct {
 	mu    sync.Mutex

@@ -40,6 +40,11 @@ type Options struct {
 	// Resolver and Dialer serve the egress proxy (defaults: the system's).
 	Resolver Resolver
 	Dialer   Dialer
+	// Prewarm keeps one init started ahead of need per host uid, in its
+	// namespaces and cgroup, so that a launch skips creating the process,
+	// starting its runtime and moving it into a cgroup. The spare is one
+	// idle process; Close ends it. For long-lived launchers (the gateway).
+	Prewarm bool
 }
 
 // Launcher starts sandboxed processes. It is safe for concurrent use.
@@ -51,6 +56,9 @@ type Launcher struct {
 	forbidden []string
 	cgroups   cgroupMounts
 	cgErr     error
+	mu        sync.Mutex
+	spares    map[spareKey]*spareSlot
+	closed    bool
 	// noNamespaces makes every launch behave as if the host could not
 	// create namespaces (tests of the fallback use it).
 	noNamespaces bool
@@ -172,7 +180,7 @@ func New(o Options) (*Launcher, error) {
 	if o.InitPath == "" {
 		o.InitPath = "/proc/self/exe"
 	}
-	l := &Launcher{opts: o, preset: tier.For(o.Tier), logger: o.Logger}
+	l := &Launcher{opts: o, preset: tier.For(o.Tier), logger: o.Logger, spares: map[spareKey]*spareSlot{}}
 	l.required = Required(l.preset)
 	for _, p := range []string{o.DataDir, os.Getenv("HOME"), userHome()} {
 		if p == "" {

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,8 +29,9 @@ import (
 // processPlatform is the Linux side of a Process.
 type processPlatform struct {
 	cmd      *exec.Cmd
-	hostPipe *os.File // write end of the spec pipe, held open: its EOF tells the init the host is gone
-	statusR  *os.File // read end of the init's status pipe
+	hostPipe *os.File        // write end of the spec pipe, held open: its EOF tells the init the host is gone
+	statusR  *os.File        // read end of the init's status pipe
+	copiers  *sync.WaitGroup // goroutines copying the tool's output to the Spec's writers
 	cg       *cgroup
 	proxy    *EgressProxy
 	scratch  string
@@ -202,6 +204,7 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 
 	ok := false
 	plat := &p.plat
+	var strm *streams
 	defer func() {
 		if !ok {
 			if plat.cmd != nil {
@@ -209,8 +212,12 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 				_ = plat.cmd.Wait()
 			}
 			closeAll(plat.statusR, p.stdinFile(), p.stdoutFile())
+			if strm != nil {
+				strm.closeChild(spec, stdio)
+			}
 			plat.cleanup()
 		}
+		l.refill(uid, gid)
 	}()
 	mk := func(p string) error {
 		if err := os.MkdirAll(p, 0o700); err != nil {
@@ -222,51 +229,50 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		return nil
 	}
 
-	// Resource limits: a cgroup as root, rlimits always. A v2 cgroup must
-	// exist before the init (which is cloned into it); a v1 one is made
-	// while the init boots.
-	useCgroup := root && l.cgErr == nil
-	makeCgroup := func() {
-		cg, err := newCgroup(l.cgroups, "sandbox-"+p.id, cgroupLimits{Memory: lim.memory, CPU: lim.cpu, Pids: lim.pids})
-		if err != nil {
-			p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+err.Error())
-			return
+	// The init: a spare one made ahead of need, or one started now (its
+	// runtime boots while the host prepares the rest; it waits for the
+	// spec).
+	ip, err := l.takeInit(uid, gid)
+	if err != nil {
+		if errors.Is(err, ErrRefused) {
+			return refuse(err)
 		}
-		plat.cg = cg
-		for m, d := range cg.applied {
+		return nil, err
+	}
+	useNS := ip.ns
+	p.id, p.labels.Sandbox = ip.id, ip.id
+	p.mech.Warnings = append(p.mech.Warnings, ip.warnings...)
+	for _, w := range ip.warnings {
+		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "detail", w)
+	}
+	plat.cmd, plat.hostPipe, plat.statusR, plat.pidNS, plat.started = ip.cmd, ip.specW, ip.statusR, useNS, time.Now()
+	plat.cg = ip.cg
+	defer ip.stdio.Close()
+
+	// Resource limits: the cgroup's (as root), rlimits always.
+	switch {
+	case plat.cg != nil:
+		if err := plat.cg.setLimits(cgroupLimits{Memory: lim.memory, CPU: lim.cpu, Pids: lim.pids}); err != nil {
+			p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+err.Error())
+		}
+		for m, d := range plat.cg.applied {
 			p.mech.set(m, true, d)
 		}
-	}
-	if !useCgroup {
+	case ip.cgErr != nil:
+		p.mech.Warnings = append(p.mech.Warnings, "cgroup: "+ip.cgErr.Error())
+		p.mech.Detail[MechCPULimit] = ip.cgErr.Error()
+	case l.cgErr != nil:
 		p.mech.Detail[MechCPULimit] = l.cgErr.Error()
-	} else if l.cgroups.V2Available {
-		makeCgroup()
 	}
 
-	// Start the init first: its runtime boots while the host prepares the
-	// rest. It waits for the spec. Without user namespaces, at a tier that
-	// allows it, it starts without any.
-	useNS := true
-	cmd, pipes, err := (*exec.Cmd)(nil), initPipes{}, error(unix.EPERM)
-	if !l.noNamespaces {
-		cmd, pipes, err = l.startInit(spec, stdio, nsAttr(uid, gid, root, plat.cg))
-	}
-	if err != nil && nsUnavailable(err) && !requires(l.required, MechUserNS) {
-		p.mech.Warnings = append(p.mech.Warnings, "namespaces unavailable ("+err.Error()+"): running with Landlock, seccomp and limits only")
-		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "err", err)
-		useNS = false
-		cmd, pipes, err = l.startInit(spec, stdio, plainAttr(uid, gid, root, plat.cg))
-	}
+	strm, err = openStreams(spec, stdio)
 	if err != nil {
-		if nsUnavailable(err) {
-			return refuse(fmt.Errorf("%w: cannot create namespaces: %v", ErrRefused, err))
-		}
-		return nil, fmt.Errorf("starting sandbox init: %w", err)
+		return nil, err
 	}
-	plat.cmd, plat.hostPipe, plat.statusR, plat.pidNS, plat.started = cmd, pipes.specW, pipes.statusR, useNS, time.Now()
 	if stdio {
-		p.stdin, p.stdout = pipes.stdin, pipes.stdout
+		p.stdin, p.stdout = strm.stdin, strm.stdout
 	}
+	plat.copiers = &strm.copiers
 
 	if plat.scratch, err = os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-"); err != nil {
 		return nil, fmt.Errorf("creating sandbox scratch directory: %w", err)
@@ -285,9 +291,6 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		if err := mk(workspace); err != nil {
 			return nil, fmt.Errorf("preparing sandbox workspace: %w", err)
 		}
-	}
-	if useCgroup && !l.cgroups.V2Available {
-		makeCgroup()
 	}
 
 	// The egress proxy, reached from inside over a Unix socket.
@@ -321,19 +324,15 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 	}
 	is := l.buildInitSpec(useNS, spec, prof, workspace, plat, lim, probe)
 
-	// The spec goes first, so that the init builds the sandbox while the
-	// host moves it into its cgroup (slow on v1: each move waits for an RCU
-	// grace period); the init starts the tool only on the go-ahead below.
-	if err := initproc.WriteSpec(pipes.specW, is); err != nil {
+	// The spec and the streams; the init builds the sandbox and starts the
+	// tool only on the go-ahead below.
+	if err := initproc.WriteSpec(plat.hostPipe, is); err != nil {
 		return nil, err
 	}
-	if plat.cg != nil {
-		if err := plat.cg.addProc(cmd.Process.Pid); err != nil {
-			for m := range plat.cg.applied {
-				p.mech.set(m, false, err.Error())
-			}
-		}
+	if err := strm.send(ip.stdio, spec, stdio); err != nil {
+		return nil, err
 	}
+	strm.child = [3]*os.File{}
 
 	// Host-side mechanisms are known now, before the tool exists.
 	for _, m := range []string{MechUserNS, MechPIDNS, MechIPCNS, MechNetNS} {
@@ -352,11 +351,11 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		return refuse(fmt.Errorf("%w at tier %s: %s not available", ErrRefused, l.preset.Tier, strings.Join(missing, ", ")))
 	}
 
-	if _, err := pipes.specW.Write([]byte{initproc.GoAhead}); err != nil {
+	if _, err := plat.hostPipe.Write([]byte{initproc.GoAhead}); err != nil {
 		return nil, fmt.Errorf("starting sandbox: %w", err)
 	}
-	status := bufio.NewReader(pipes.statusR)
-	rep, err := readReport(ctx, pipes.statusR, status)
+	status := bufio.NewReader(plat.statusR)
+	rep, err := readReport(ctx, plat.statusR, status)
 	if err != nil || !rep.OK {
 		if err == nil {
 			err = fmt.Errorf("sandbox setup failed at %s: %s", rep.Stage, rep.Error)
@@ -417,62 +416,6 @@ func egressDetail(prof config.SandboxProfile, ns bool) string {
 		return "loopback only; allow-list proxy"
 	}
 	return "loopback only"
-}
-
-type initPipes struct {
-	specW, statusR *os.File
-	stdin          *os.File
-	stdout         *os.File
-}
-
-func (l *Launcher) startInit(spec Spec, stdio bool, attr *syscall.SysProcAttr) (*exec.Cmd, initPipes, error) {
-	var ps initPipes
-	specR, specW, err := os.Pipe()
-	if err != nil {
-		return nil, ps, err
-	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		specR.Close()
-		specW.Close()
-		return nil, ps, err
-	}
-	childEnds := []*os.File{specR, statusW}
-	cmd := &exec.Cmd{
-		Path: l.opts.InitPath,
-		Args: []string{initproc.Arg0},
-		// Nothing of Warden's environment. One P is plenty for the init
-		// (it builds the sandbox, then waits and carries bytes) and starts
-		// faster on a busy host.
-		Env:         []string{"GOMAXPROCS=1"},
-		ExtraFiles:  []*os.File{specR, statusW},
-		SysProcAttr: attr,
-	}
-	if stdio {
-		inR, inW, err := os.Pipe()
-		if err != nil {
-			closeAll(specR, specW, statusR, statusW)
-			return nil, ps, err
-		}
-		outR, outW, err := os.Pipe()
-		if err != nil {
-			closeAll(specR, specW, statusR, statusW, inR, inW)
-			return nil, ps, err
-		}
-		cmd.Stdin, cmd.Stdout = inR, outW
-		ps.stdin, ps.stdout = inW, outR
-		childEnds = append(childEnds, inR, outW)
-	} else {
-		cmd.Stdin, cmd.Stdout = spec.Stdin, spec.Stdout
-	}
-	cmd.Stderr = spec.Stderr
-	if err := cmd.Start(); err != nil {
-		closeAll(append(childEnds, specW, statusR, ps.stdin, ps.stdout)...)
-		return nil, initPipes{}, err
-	}
-	closeAll(childEnds...)
-	ps.specW, ps.statusR = specW, statusR
-	return cmd, ps, nil
 }
 
 func closeAll(fs ...*os.File) {
@@ -796,6 +739,9 @@ wait:
 	}
 	ex := <-exitCh
 	plat.statusR.Close()
+	if plat.copiers != nil {
+		plat.copiers.Wait()
+	}
 	p.exit = l.exitOf(p, ex, waitErr)
 	plat.cleanup()
 	l.emitExit(p)

@@ -173,3 +173,32 @@ func TestNoNamespacesFallback(t *testing.T) {
 		t.Errorf("fallback not recorded: %v", last.Warden.Attrs)
 	}
 }
+
+// TestPrewarm: with Options.Prewarm a launch takes an init started ahead of
+// need, the next one is made in the background, and Close ends the spare.
+func TestPrewarm(t *testing.T) {
+	h := newHarness(t)
+	l, err := New(Options{Tier: tier.Advanced, Sink: h.rec, DataDir: h.dataDir, Prewarm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.l = l
+	for i := 0; i < 3; i++ {
+		out, ex := h.run(DefaultProfile(), "read", "/etc/shadow", "/etc/hosts")
+		if !ex.Success() {
+			t.Fatalf("run %d: %v", i, ex)
+		}
+		expectBlocked(t, out, "read:/etc/shadow")
+		expectOK(t, out, "read:/etc/hosts")
+	}
+	time.Sleep(100 * time.Millisecond) // let the refill finish
+	if n := countProcsPrefix("warden-sandbox-init\x00"); n < 1 {
+		t.Errorf("no spare init waiting (%d)", n)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countProcsPrefix("warden-sandbox-init\x00"); n != 0 {
+		t.Errorf("%d inits left after Close", n)
+	}
+}

@@ -22,3 +22,10 @@ func (p *Process) killTree()  {}
 func (p *Process) terminate() {}
 
 type cgroupMounts struct{}
+
+type spareKey struct{ uid, gid int }
+
+type spareSlot struct{}
+
+// Close does nothing where sandboxes are not supported.
+func (l *Launcher) Close() error { return nil }

@@ -7,7 +7,9 @@
 // Start-up is /bin/true, run -n times per variant, interleaved; the figure
 // is the median (and p90) wall time from start to reaped. The sandbox is
 // Warden's default profile at the Advanced tier (every mechanism in force:
-// namespaces, pivot_root, Landlock, seccomp, cgroup limits). bubblewrap
+// namespaces, pivot_root, Landlock, seccomp, cgroup limits), cold (the init
+// started for the launch) and with Options.Prewarm (an init started ahead of
+// need takes the launch; the next is made in the background). bubblewrap
 // gets a comparable set of namespaces and a read-only root, without
 // Landlock, seccomp or cgroups. With -warden, the warden binary is timed end
 // to end too (`warden sandbox run -- /bin/true` against `warden version`).
@@ -55,18 +57,25 @@ func run(n, calls int, warden string) error {
 	if err != nil {
 		return err
 	}
+	warm, err := sandbox.New(sandbox.Options{Tier: tier.Advanced, Sink: events.Discard{}, Prewarm: true})
+	if err != nil {
+		return err
+	}
+	defer warm.Close()
+	runTrue := func(l *sandbox.Launcher) error {
+		ex, _, err := l.Run(ctx, sandbox.Spec{Profile: sandbox.DefaultProfile(), Args: []string{"/bin/true"}})
+		if err != nil {
+			return err
+		}
+		if !ex.Success() {
+			return fmt.Errorf("sandboxed /bin/true: %v", ex)
+		}
+		return nil
+	}
 	vs := []*variant{
 		{name: "direct exec", run: func() error { return exec.Command("/bin/true").Run() }},
-		{name: "warden sandbox (library)", run: func() error {
-			ex, _, err := l.Run(ctx, sandbox.Spec{Profile: sandbox.DefaultProfile(), Args: []string{"/bin/true"}})
-			if err != nil {
-				return err
-			}
-			if !ex.Success() {
-				return fmt.Errorf("sandboxed /bin/true: %v", ex)
-			}
-			return nil
-		}},
+		{name: "warden sandbox (library, cold)", run: func() error { return runTrue(l) }},
+		{name: "warden sandbox (library, prewarmed init)", run: func() error { return runTrue(warm) }},
 	}
 	if bwrap, err := exec.LookPath("bwrap"); err == nil {
 		args := []string{"--unshare-all", "--die-with-parent", "--new-session",

@@ -106,6 +106,13 @@ func Run() int {
 		return st.fail("spec", err)
 	}
 	st.spec = spec
+	// The tool's standard streams arrive over a socket, not as the init's
+	// own 0, 1 and 2: an init can be started before anyone knows where the
+	// tool's output goes (a pre-started spare).
+	stdio, err := recvStdio()
+	if err != nil {
+		return st.fail("stdio", err)
+	}
 	st.require = map[string]bool{}
 	for _, r := range spec.Require {
 		st.require[r] = true
@@ -231,7 +238,7 @@ func Run() int {
 		pid, err := syscall.ForkExec(argv0, spec.Args, &syscall.ProcAttr{
 			Dir:   spec.Dir,
 			Env:   spec.Env,
-			Files: []uintptr{0, 1, 2},
+			Files: []uintptr{uintptr(stdio[0]), uintptr(stdio[1]), uintptr(stdio[2])},
 			// A session of its own: the tool has no controlling terminal,
 			// so TIOCSTI is refused even without the seccomp rule.
 			Sys: &syscall.SysProcAttr{Setsid: true},
@@ -239,6 +246,11 @@ func Run() int {
 		ch <- started{pid: pid, err: err}
 	}()
 	res := <-ch
+	// The tool has its copies; the init keeps none, so the host sees EOF on
+	// the tool's output as soon as the tool (and its children) close it.
+	for _, fd := range stdio {
+		unix.Close(fd)
+	}
 	if res.err != nil {
 		return st.fail("exec", res.err)
 	}
@@ -442,4 +454,29 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// recvStdio receives the tool's stdin, stdout and stderr from the host.
+func recvStdio() ([3]int, error) {
+	var fds [3]int
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	_, oobn, _, _, err := unix.Recvmsg(stdioFD, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	unix.Close(stdioFD)
+	if err != nil {
+		return fds, fmt.Errorf("receiving the tool's standard streams: %w", err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fds, errors.New("receiving the tool's standard streams: malformed message")
+	}
+	got, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(got) != 3 {
+		for _, fd := range got {
+			unix.Close(fd)
+		}
+		return fds, errors.New("receiving the tool's standard streams: want three descriptors")
+	}
+	copy(fds[:], got)
+	return fds, nil
 }

@@ -16,6 +16,7 @@ const Arg0 = "warden-sandbox-init"
 const (
 	specFD   = 3 // host -> init: the spec, then held open: EOF means the host is gone
 	statusFD = 4 // init -> host: JSON lines, a report then the tool's exit
+	stdioFD  = 5 // host -> init: a Unix socket carrying the tool's stdin, stdout and stderr
 )
 
 // GoAhead is the byte the host sends after the spec once the init is in
