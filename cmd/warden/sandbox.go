@@ -132,6 +132,7 @@ The command's exit status is warden's.`,
 			if err != nil {
 				return err
 			}
+			defer l.Close()
 			ex, p, err := l.Run(cmd.Context(), sandbox.Spec{
 				Name: name, Profile: prof, Args: args, Workspace: workspace,
 				Stdin: os.Stdin, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(),
@@ -196,6 +197,7 @@ status is 1 when it would.`,
 			if err != nil {
 				return err
 			}
+			defer l.Close()
 			m, err := l.Check(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("sandbox check: %w", err)
