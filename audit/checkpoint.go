@@ -3,13 +3,9 @@ package audit
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/internal/keyfile"
 )
 
 // Checkpoint is a signed tree head in the C2SP tlog-checkpoint format:
@@ -216,19 +213,12 @@ func KeyPath(d config.Dir) string { return filepath.Join(d.Keys(), "checkpoint.k
 // Dir is where the audit log lives in a data directory.
 func Dir(d config.Dir) string { return filepath.Join(string(d), "audit") }
 
-// LoadKey reads an Ed25519 checkpoint key stored as PKCS#8 PEM.
+// LoadKey reads an Ed25519 checkpoint key stored as PKCS#8 PEM (a file
+// only its owner may read).
 func LoadKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
+	k, err := keyfile.Load(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint key: %w", err)
-	}
-	block, _ := pem.Decode(b)
-	if block == nil || block.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("checkpoint key %s: not a PEM \"PRIVATE KEY\" block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint key %s: %w", path, err)
 	}
 	ek, ok := k.(ed25519.PrivateKey)
 	if !ok {
@@ -241,39 +231,16 @@ func LoadKey(path string) (ed25519.PrivateKey, error) {
 // PEM, mode 0600, in a 0700 directory) if no file is there. It never
 // overwrites an existing file.
 func EnsureKey(path string) (ed25519.PrivateKey, error) {
-	if k, err := LoadKey(path); err == nil {
-		return k, nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating key directory: %w", err)
 	}
-	_, k, err := ed25519.GenerateKey(rand.Reader)
+	k, _, err := keyfile.LoadOrCreate(path, keyfile.Ed25519)
 	if err != nil {
-		return nil, fmt.Errorf("generating checkpoint key: %w", err)
+		return nil, fmt.Errorf("checkpoint key: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("encoding checkpoint key: %w", err)
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("checkpoint key %s: %T is not Ed25519", path, k)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		if errors.Is(err, fs.ErrExist) { // created meanwhile by someone else
-			return LoadKey(path)
-		}
-		return nil, fmt.Errorf("creating checkpoint key: %w", err)
-	}
-	_, err = f.Write(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
-		return nil, fmt.Errorf("writing checkpoint key: %w", err)
-	}
-	return k, nil
+	return ek, nil
 }

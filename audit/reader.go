@@ -29,6 +29,9 @@ type Reader struct {
 // OpenReader opens the log in dir for reading. The newest checkpoint must be
 // signed by v's key.
 func OpenReader(dir string, v note.Verifier) (*Reader, error) {
+	if v == nil {
+		return nil, errors.New("opening audit log: a checkpoint verifier is required (see LocalVerifier)")
+	}
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("opening audit log: %w", err)
 	}

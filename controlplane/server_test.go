@@ -18,6 +18,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/warden-run/warden/audit"
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/credential"
 	"github.com/warden-run/warden/identity"
@@ -214,13 +215,29 @@ func TestOperatorRoutesRefuseEveryOtherCaller(t *testing.T) {
 	}
 }
 
+// countEvents counts the events in the audit log whose JSON contains needle.
 func countEvents(t *testing.T, h *harness, needle string) int {
 	t.Helper()
-	b, err := os.ReadFile(h.d.Dir.Path(h.d.Config.Events.JSONL))
+	if _, err := h.d.Audit.CheckpointNow(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := audit.LocalVerifier(audit.Dir(h.d.Dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Count(string(b), needle)
+	r, err := audit.OpenReader(audit.Dir(h.d.Dir), v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	if err := r.Scan(context.Background(), 0, func(rec audit.Record) error {
+		n += strings.Count(string(rec.Event), needle)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestEnrolmentRefusals(t *testing.T) {

@@ -46,8 +46,9 @@ type Service struct {
 	now      func() time.Time
 	verifier *Verifier
 
-	mu       sync.Mutex // serialises writes, so snapshot refreshes follow commit order
-	watchers []func(context.Context, Record)
+	mu         sync.Mutex // serialises writes, so snapshot refreshes follow commit order
+	watchers   []func(context.Context, Record)
+	registered []func(context.Context, Record)
 }
 
 // NewService assembles the identity service. now may be nil (time.Now).
@@ -85,6 +86,15 @@ func (s *Service) OnStatusChange(fn func(context.Context, Record)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.watchers = append(s.watchers, fn)
+}
+
+// OnRegister registers fn to run after a new identity is committed (the
+// audit log tightens its durability when an agent of a stricter tier
+// arrives). Register before serving.
+func (s *Service) OnRegister(fn func(context.Context, Record)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.registered = append(s.registered, fn)
 }
 
 // Spec is what an operator supplies to register an identity.
@@ -200,6 +210,12 @@ func (s *Service) Register(ctx context.Context, actor string, sp Spec) (*Record,
 	})
 	if err != nil {
 		return nil, nil, err
+	}
+	s.mu.Lock()
+	hooks := append([]func(context.Context, Record){}, s.registered...)
+	s.mu.Unlock()
+	for _, h := range hooks {
+		h(ctx, *rec)
 	}
 	return rec, tok, nil
 }

@@ -219,21 +219,29 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	p.section("Summary")
 	p.line("  well-behaved agent: %d of %d calls allowed", len(rep.Allowed(WellBehaved)), len(steps))
 	p.line("  compromised agent:  %d of %d calls allowed", len(allowedBad), len(rep.Steps)-len(steps))
-	if n, err := countLines(d.Dir.Path(d.Config.Events.JSONL)); err == nil {
-		p.line("  every decision was recorded: %d events (OCSF) in the event log", n)
-	}
 	if len(allowedBad) > 0 {
 		return rep, fmt.Errorf("the compromised agent got %d calls through", len(allowedBad))
 	}
-	return rep, p.err
-}
 
-func countLines(path string) (int, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
+	p.section("The audit log: every decision, provable after the fact")
+	if _, err := d.Audit.CheckpointNow(ctx); err != nil {
+		return rep, fmt.Errorf("signing a checkpoint: %w", err)
 	}
-	return strings.Count(string(b), "\n"), nil
+	vr, cp, err := d.Audit.Verify(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("the audit log does not verify: %w", err)
+	}
+	p.line("  verified %d events: every record, the Merkle tree (RFC 6962) and the signed checkpoint", vr.Size)
+	p.line("  checkpoint (C2SP signed note, key %s):", d.Audit.VerifierKey())
+	for _, l := range strings.Split(strings.TrimRight(string(cp.Note), "\n"), "\n") {
+		p.line("    %s", l)
+	}
+	if o.Dir != "" {
+		p.line("  check it yourself: warden audit verify --dir %s", d.Dir)
+	} else {
+		p.line("  (run with --keep DIR to keep the data directory and check it with `warden audit verify --dir DIR`)")
+	}
+	return rep, p.err
 }
 
 func args(s string) map[string]json.RawMessage {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/warden-run/warden/audit"
 	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/credential"
@@ -223,6 +224,7 @@ type Deployment struct {
 	Grants   *grant.Service
 	Policy   *policy.Store
 	Authz    *authz.Point
+	Audit    *audit.Log // the record of every event; Events is it
 	Events   events.Sink
 	Log      *slog.Logger
 
@@ -285,12 +287,28 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 	if err != nil {
 		return nil, err
 	}
-	sink, err := events.OpenJSONL(dir.Path(cfg.Events.JSONL))
+	// Every event goes to the tamper-evident audit log: a change or a call
+	// whose record cannot be written does not happen.
+	ckey, err := audit.LoadKey(audit.KeyPath(dir))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("data directory is incomplete: %s is missing (run `warden init` to create what is missing)", audit.KeyPath(dir))
+		}
+		return nil, err
+	}
+	aopts, err := audit.OptionsFrom(cfg, ckey, log)
 	if err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, sink.Close)
-	d.Events = sink
+	if d.Audit, err = audit.Open(ctx, audit.Dir(dir), aopts); err != nil {
+		return nil, fmt.Errorf("opening the audit log: %w", err)
+	}
+	d.closers = append(d.closers, func() error {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return d.Audit.Close(cctx) // signs and publishes a final checkpoint
+	})
+	d.Events = d.Audit
 
 	id := cfg.Identity
 	d.Identity = identity.NewService(identity.Settings{
@@ -316,6 +334,22 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 		return nil, err
 	}
 	d.Authz = authz.New(d.Grants, d.Policy, d.Events)
+	// Audit durability follows the strictest tier in use: registering an
+	// agent of a tier whose preset is sync makes the whole log sync.
+	d.Identity.OnRegister(func(_ context.Context, r identity.Record) {
+		if tier.For(r.Tier).Audit == tier.AuditSync {
+			d.Audit.RequireSync()
+		}
+	})
+	agents, err := d.Identity.List(ctx, identity.RoleAgent)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range agents {
+		if a.Status == identity.StatusActive && tier.For(a.Tier).Audit == tier.AuditSync {
+			d.Audit.RequireSync()
+		}
+	}
 	// A disabled or deleted agent keeps no access: its grants are revoked
 	// the moment the change is committed, and the gateway drops its calls
 	// in flight and its sessions.
