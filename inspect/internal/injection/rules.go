@@ -30,7 +30,9 @@ type Rule struct {
 	MinCount int
 	// Window is how far around a trigger the pattern can reach (default 240 bytes).
 	// Strong marks a rule precise enough to flag text on its own: the
-	// detector's score is at least StrongScore when it matches.
+	// detector's score is at least StrongScore when it matches. A rule is
+	// strong when it fires on no benign row of train.jsonl, dev_tune.jsonl or
+	// the hard negatives (inspect/internal/injection: TestRuleBenignHits).
 	Strong bool
 	// Near, when set, are words one of which must follow a trigger within
 	// Window bytes for the pattern to be tried there (a cheap second gate for
@@ -121,7 +123,7 @@ func DefaultRules() []Rule {
 			Triggers: strings.Fields("reveal print show tell repeat output display share leak give disclose write spell recite what"), Window: 96,
 			Near:    strings.Fields("prompt instructions rules password passwords passphrase key credentials confidential"),
 			Pattern: `\b(?:reveal|print|show|tell|repeat|output|display|share|leak|give|disclose|write|spell|recite|what\s+(?:is|are|was|were))\b[^.\n]{0,40}\b(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|original\s+prompt|your\s+(?:prompt|instructions|rules)|(?:secret|api|private)\s+key|password|credentials|confidential)`},
-		{ID: "chat_template", Reason: "contains chat-template control tokens",
+		{ID: "chat_template", Reason: "contains chat-template control tokens", Strong: true,
 			Stems:       []string{"<|", "<im_", "<system", "<user", "<assistant", "<endoftext", "<start_header", "<eot", "[inst]", "[/inst]", "<<", "##", "system:", "assistant:", "system :", "assistant :"},
 			StemsInside: true, Window: 64,
 			Pattern: `<\|?(?:im_start|im_end|endoftext|system|user|assistant|start_header_id|end_header_id|eot_id)\|?>|\[/?inst\]|<<\s*/?sys\s*>>|(?:^|\n)\s*#{2,}\s*(?:system|instruction|new instruction)s?\b|(?:^|\n)\s*(?:system|assistant)\s*:\s`},
@@ -129,20 +131,20 @@ func DefaultRules() []Rule {
 			Triggers: strings.Fields("important attention urgent notice warning administrator priority"),
 			Stems:    []string{"admin message", "admin note", "system message", "system note", "system override", "system notice"},
 			Pattern:  `\b(?:important|attention|urgent|notice|warning|admin(?:istrator)?\s+(?:message|note)|priority\s+override|system\s+(?:message|note|override|notice))\b\s*[!:]+[^\n]{0,120}\b(?:instruction|must|immediately|ignore|instead|assistant|ai|model|you)\b`},
-		{ID: "hide_from_user", Reason: "asks to hide actions from the user",
+		{ID: "hide_from_user", Reason: "asks to hide actions from the user", Strong: true,
 			Triggers: strings.Fields("do don't never without"), Window: 48,
 			Near:    strings.Fields("user users"),
 			Pattern: `\b(?:do\s+not|don't|never|without)\s+(?:tell(?:ing)?|inform(?:ing)?|mention(?:ing)?|notify(?:ing)?|alert(?:ing)?|reveal(?:ing)?\s+(?:this\s+)?to)\s+(?:the\s+)?users?\b`},
 		{ID: "exfil_markup", Reason: "renders a link or image whose URL carries data",
 			Stems:   []string{"![", "<img"},
 			Pattern: `!\[[^\]\n]{0,200}\]\(\s*https?://[^)\s]{1,300}[?&#=][^)\s]{0,300}\)|<img\b[^>]{0,200}\bsrc\s*=\s*["']?https?://[^"'\s>]{1,300}[?&=]`},
-		{ID: "encoded_instruction", Reason: "asks to decode and follow an encoded message",
+		{ID: "encoded_instruction", Reason: "asks to decode and follow an encoded message", Strong: true,
 			Triggers: strings.Fields("decode decipher base64 rot13 rot-13 encoded"),
 			Pattern:  `\b(?:decode|decipher|base64|rot13|rot-13|encoded)\b[^.\n]{0,60}\b(?:follow|execute|do|obey|instructions?|respond|answer)\b`},
-		{ID: "fake_dialogue", Reason: "embeds a scripted question-and-answer dialogue (many-shot steering)",
+		{ID: "fake_dialogue", Reason: "embeds a scripted question-and-answer dialogue (many-shot steering)", Strong: true,
 			Func: fakeDialogue()},
 		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", Builtin: builtinRepeat},
-		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)", Func: pigLatin, NonASCII: false},
+		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)", Strong: true, Func: pigLatin, NonASCII: false},
 		{ID: "authority_claim", Reason: "claims authority or a special mode to get compliance",
 			Triggers: strings.Fields("i i'm as entering enter activate activating enable enabling switch switching now"), Window: 64,
 			Near:    strings.Fields("developed developer creator administrator admin president ceo owner enforcement police fbi auditor officer researcher renowned expert certified mode"),
@@ -356,7 +358,11 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	var prevH uint64
 	run, runStart, lastEnd := 0, 0, 0
 	flush := func(end int) {
-		if h == prevH {
+		if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
+			// One-letter words (%s, a) and numbers (tables of zeros) repeat
+			// in ordinary text.
+			prevH, run = 0, 0
+		} else if h == prevH {
 			run++
 			if run >= 8 && t.rep[1] == 0 || run >= 8 && t.rep[0] == runStart {
 				t.rep = [2]int{runStart, end}
@@ -524,17 +530,18 @@ func runeStart(s string, i int) int {
 }
 
 // fakeDialogue finds scripted dialogue turns ("Q: ... A: ...", "User: ...
-// Assistant: ...") in any of the languages of the development set; three
-// turns or more count.
+// Assistant: ...") in any of the languages of the development set: at least
+// three turns that alternate between speakers.
 func fakeDialogue() func(s string) [][2]int {
 	labels := map[string]bool{}
-	for _, w := range strings.Fields(`q a question answer user assistant human ai bot model system
+	for _, w := range strings.Fields(`q a question answer user assistant human ai bot
 		в о вопрос ответ ถาม ตอบ 问 答 問 질문 답변 답 प्रश्न उत्तर প্রশ্ন উত্তর س ج soru cevap frage antwort
-		domanda risposta pregunta respuesta pergunta resposta hỏi lời tanong sagot p r f t s h d`) {
+		domanda risposta pregunta respuesta pergunta resposta hỏi lời tanong sagot p r f`) {
 		labels[w] = true
 	}
 	return func(s string) [][2]int {
-		n, first, last := 0, -1, 0
+		n, first, last, switches := 0, -1, 0, 0
+		prev := ""
 		for i := 0; i < len(s); i++ {
 			var colonLen int
 			switch {
@@ -557,10 +564,16 @@ func fakeDialogue() func(s string) [][2]int {
 				}
 				k -= size
 			}
-			if k < j && labels[s[k:j]] {
+			// A turn label starts a line or follows sentence punctuation.
+			boundary := k == 0 || strings.IndexByte(" \n\t.?!\"'", s[k-1]) >= 0
+			if k < j && boundary && labels[s[k:j]] {
 				if first < 0 {
 					first = k
 				}
+				if prev != "" && prev != s[k:j] {
+					switches++
+				}
+				prev = s[k:j]
 				last = i + colonLen
 				n++
 				if n >= 32 {
@@ -569,7 +582,7 @@ func fakeDialogue() func(s string) [][2]int {
 			}
 			i += colonLen - 1
 		}
-		if n >= 3 {
+		if n >= 3 && switches >= 2 {
 			return [][2]int{{first, last}}
 		}
 		return nil
