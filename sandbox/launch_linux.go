@@ -32,6 +32,7 @@ type processPlatform struct {
 	hostPipe *os.File        // write end of the spec pipe, held open: its EOF tells the init the host is gone
 	statusR  *os.File        // read end of the init's status pipe
 	copiers  *sync.WaitGroup // goroutines copying the tool's output to the Spec's writers
+	uid, gid int             // the host identity the sandbox maps to
 	cg       *cgroup
 	proxy    *EgressProxy
 	scratch  string
@@ -216,8 +217,8 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 				strm.closeChild(spec, stdio)
 			}
 			plat.cleanup()
+			l.refill(uid, gid)
 		}
-		l.refill(uid, gid)
 	}()
 	mk := func(p string) error {
 		if err := os.MkdirAll(p, 0o700); err != nil {
@@ -246,7 +247,7 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 		l.logger.Warn("sandbox without namespaces", "sandbox", p.id, "detail", w)
 	}
 	plat.cmd, plat.hostPipe, plat.statusR, plat.pidNS, plat.started = ip.cmd, ip.specW, ip.statusR, useNS, time.Now()
-	plat.cg = ip.cg
+	plat.cg, plat.uid, plat.gid = ip.cg, uid, gid
 	defer ip.stdio.Close()
 
 	// Resource limits: the cgroup's (as root), rlimits always.
@@ -746,6 +747,9 @@ wait:
 	plat.cleanup()
 	l.emitExit(p)
 	close(p.done)
+	// The next spare is made once this sandbox is gone, not while it
+	// starts or runs: on two cores, making it alongside would slow both.
+	l.refill(p.plat.uid, p.plat.gid)
 }
 
 func (l *Launcher) exitOf(p *Process, ex *initproc.Exit, waitErr error) Exit {
