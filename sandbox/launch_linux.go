@@ -827,7 +827,13 @@ func (plat *processPlatform) cleanup() {
 	if plat.hostPipe != nil {
 		plat.hostPipe.Close()
 	}
-	plat.cg.remove()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // rmdir of a cgroup waits on the kernel; overlap it with the rest
+		defer wg.Done()
+		plat.cg.remove()
+	}()
+	defer wg.Wait()
 	if plat.scratch != "" {
 		if err := os.RemoveAll(plat.scratch); err != nil {
 			// A private workspace can hold files the tool made unremovable
