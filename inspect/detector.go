@@ -267,7 +267,6 @@ func cutString(s string, n int) string {
 func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 	bs, be, bw := start, end, math.Inf(-1)
 	cfg := d.an.Config()
-	var buf []uint32
 	i := start
 	for i < end {
 		j := i
@@ -279,16 +278,13 @@ func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 		}
 		seg := s[i:j]
 		if len(strings.TrimSpace(seg)) > 0 {
-			buf = cfg.AppendFeatures(buf[:0], seg)
-			var sum float64
-			for _, x := range buf {
-				sum += float64(d.m.W[int(x)&(len(d.m.W)-1)])
+			sum, n := cfg.SumWeights(d.m.W, seg)
+			w := float64(sum)
+			if n > 0 {
+				w /= math.Sqrt(float64(n))
 			}
-			if len(buf) > 0 {
-				sum /= math.Sqrt(float64(len(buf)))
-			}
-			if sum > bw {
-				bs, be, bw = i, j, sum
+			if w > bw {
+				bs, be, bw = i, j, w
 			}
 		}
 		i = j

@@ -143,8 +143,7 @@ func (a *Analyzer) AnalyzeInto(s string, an *Analysis) { a.analyze(s, an, nil) }
 
 // AnalyzeScored is AnalyzeInto for inference: instead of storing sparse
 // feature indices it sums the weights w over them (Chunk.Sum, Chunk.Count),
-// and it skips the offset map of the normalised text (Detector rebuilds it
-// when it has spans to report).
+// and it skips the offset maps of decoded payloads.
 func (a *Analyzer) AnalyzeScored(s string, an *Analysis, w []int16) { a.analyze(s, an, w) }
 
 // Normalizer returns the text normaliser.
@@ -157,11 +156,13 @@ func (a *Analyzer) analyze(s string, an *Analysis, w []int16) {
 	if a.lim.MaxBytes > 0 && len(s) > a.lim.MaxBytes {
 		s = s[:a.lim.MaxBytes]
 	}
+	// The input keeps its offset map (spans point into it); decoded
+	// payloads do not need one.
 	norm := a.norm.Normalize
 	if w != nil {
 		norm = a.norm.NormalizeUnmapped
 	}
-	n := norm(s)
+	n := a.norm.Normalize(s)
 	a.addUnit(an, Unit{Src: SrcText, Norm: n}, 0, w)
 	an.Payloads = a.dec.Find(s)
 	for i, p := range an.Payloads {

@@ -41,12 +41,46 @@ const (
 
 func bucket(h uint64, shift uint) uint32 { return uint32((h * golden) >> shift) }
 
-// isWordRune is letters and digits; everything else separates words.
+// isWordRune is letters, digits and combining marks; everything else
+// separates words. Outside ASCII it decides by block rather than by the
+// Unicode tables (several times faster on Indic, Arabic and CJK text): the
+// punctuation, symbol, arrow, box-drawing and emoji blocks separate, and so
+// do the few punctuation marks inside letter blocks that text uses
+// (danda, Arabic comma and question mark, Armenian and Hebrew marks, the
+// CJK and fullwidth punctuation).
 func isWordRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || 'A' <= r && r <= 'Z'
 	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r)
+	switch {
+	case r < 0xC0:
+		return r == 0xAA || r == 0xB5 || r == 0xBA
+	case r == 0xD7 || r == 0xF7:
+		return false
+	case r < 0x2000:
+		switch r {
+		case 0x037E, 0x0387, 0x055A, 0x055B, 0x055C, 0x055D, 0x055E, 0x055F, 0x0589, 0x05BE, 0x05C0, 0x05C3, 0x05C6, 0x05F3, 0x05F4,
+			0x060C, 0x060D, 0x061B, 0x061F, 0x066A, 0x066B, 0x066C, 0x066D, 0x06D4, 0x0964, 0x0965, 0x0970, 0x0E3F, 0x0E4F, 0x0E5A, 0x0E5B,
+			0x10FB, 0x1361, 0x1362, 0x1363, 0x1364, 0x1365, 0x1366, 0x1367, 0x1368, 0x166E, 0x1680, 0x17D4, 0x17D5, 0x17D6, 0x17D8, 0x17D9, 0x17DA, 0x1800, 0x1801, 0x1802, 0x1803, 0x1804, 0x1805:
+			return false
+		}
+		return true
+	case r < 0x2C00: // punctuation, currency, letter-like and number forms, arrows, maths, technical, boxes, shapes, dingbats, Braille
+		return r >= 0x2070 && r < 0x20A0 // super- and subscripts
+	case r < 0x2E00:
+		return true
+	case r < 0x2E80: // supplemental punctuation
+		return false
+	case r >= 0x3000 && r < 0x3040: // CJK symbols and punctuation
+		return r == 0x3005 || r == 0x3006 || r == 0x3007
+	case r >= 0xFE10 && r < 0xFE70: // vertical, CJK compatibility and small form punctuation
+		return false
+	case r >= 0xFF00 && r < 0xFF66: // fullwidth forms: letters and digits only
+		return r >= 0xFF10 && r <= 0xFF19 || r >= 0xFF21 && r <= 0xFF3A || r >= 0xFF41 && r <= 0xFF5A
+	case r >= 0xFFF0 && r <= 0xFFFF, r >= 0x1F000 && r < 0x1FB00: // specials, emoji and pictographs
+		return false
+	}
+	return unicode.IsPrint(r)
 }
 
 // fold16 maps a rune to 16 bits for the n-gram register (runes beyond the

@@ -229,6 +229,30 @@ func (n *Normalizer) slow(s string, track bool) Text {
 	if track {
 		outOff = make([]int32, 0, cap(out))
 	}
+	if !track {
+		// Without offsets, transform the whole buffer at once.
+		nb := norm.NFKC.Append(out[:0], buf...)
+		if !t.Flags.has(FlagCompat) && !bytesEqual(nb, buf) {
+			t.Flags |= FlagCompat
+		}
+		out = make([]byte, 0, len(nb))
+		for j := 0; j < len(nb); {
+			if c := nb[j]; c < utf8.RuneSelf {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				out = append(out, c)
+				j++
+				continue
+			}
+			r, size := utf8.DecodeRune(nb[j:])
+			j += size
+			out = utf8.AppendRune(out, lower(r))
+		}
+		out = n.foldHomoglyphs(out, &t)
+		t.S = string(out)
+		return t
+	}
 	if norm.NFKC.IsNormal(buf) {
 		for j := 0; j < len(buf); {
 			r, size := utf8.DecodeRune(buf[j:])
@@ -247,7 +271,7 @@ func (n *Normalizer) slow(s string, track bool) Text {
 				}
 				continue
 			}
-			r = unicode.ToLower(r)
+			r = lower(r)
 			before := len(out)
 			out = utf8.AppendRune(out, r)
 			if track {
@@ -276,7 +300,7 @@ func (n *Normalizer) slow(s string, track bool) Text {
 		for j := 0; j < len(seg); {
 			r, size := utf8.DecodeRune(seg[j:])
 			j += size
-			r = unicode.ToLower(r)
+			r = lower(r)
 			before := len(out)
 			out = utf8.AppendRune(out, r)
 			if track {
@@ -295,6 +319,17 @@ func (n *Normalizer) slow(s string, track bool) Text {
 }
 
 func (f Flag) has(g Flag) bool { return f&g != 0 }
+
+// lower lower-cases r, skipping the table lookup for scripts without case
+// (most of the non-Latin text Warden sees: Indic, Arabic, CJK, Thai).
+func lower(r rune) rune {
+	if r < 0x0590 || r >= 0x10A0 && r < 0x1100 || r >= 0x13A0 && r < 0x1400 || r >= 0x1C80 && r < 0x1CC0 ||
+		r >= 0x1E00 && r < 0x2200 || r >= 0x2C00 && r < 0x2D30 || r >= 0xA640 && r < 0xA800 || r >= 0xAB70 && r < 0xABC0 ||
+		r >= 0xFF21 && r <= 0xFF3A || r >= 0x10400 {
+		return unicode.ToLower(r)
+	}
+	return r
+}
 
 func sameBytes(seg, buf []byte, start int) bool {
 	if start+len(seg) > len(buf) {
@@ -408,3 +443,5 @@ func (n *Normalizer) foldHomoglyphs(b []byte, t *Text) []byte {
 	t.off = off
 	return res
 }
+
+func bytesEqual(a, b []byte) bool { return string(a) == string(b) }
