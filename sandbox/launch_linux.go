@@ -275,18 +275,7 @@ func (l *Launcher) start(ctx context.Context, spec Spec, stdio, probe bool) (*Pr
 	}
 	plat.copiers = &strm.copiers
 
-	if plat.scratch, err = os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-"); err != nil {
-		return nil, fmt.Errorf("creating sandbox scratch directory: %w", err)
-	}
-	dirs := []string{plat.scratch, filepath.Join(plat.scratch, "root")}
-	if !useNS {
-		dirs = append(dirs, filepath.Join(plat.scratch, "tmp"))
-	}
-	for _, d := range dirs {
-		if err := mk(d); err != nil {
-			return nil, fmt.Errorf("preparing sandbox scratch directory: %w", err)
-		}
-	}
+	plat.scratch = ip.scratch
 	if workspace == "" {
 		workspace = filepath.Join(plat.scratch, "work")
 		if err := mk(workspace); err != nil {
@@ -599,47 +588,11 @@ func (l *Launcher) buildInitSpec(ns bool, spec Spec, prof config.SandboxProfile,
 		return is
 	}
 
-	is.Root = filepath.Join(plat.scratch, "root")
-	addHost := func(p string, rw bool) {
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return
-		}
-		if fi.Mode()&os.ModeSymlink != 0 {
-			if target, err := os.Readlink(p); err == nil {
-				is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountSymlink, Src: target, Dst: p})
-			}
-			return
-		}
-		is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: p, Dst: p, RW: rw})
-	}
-	for _, p := range systemPaths {
-		addHost(p, false)
-	}
-	for _, p := range etcPaths {
-		// Small regular files are copied, not bound: cheaper to set up and
-		// to tear down, and the sandbox sees a snapshot.
-		if fi, err := os.Lstat(p); err == nil && fi.Mode().IsRegular() && fi.Size() <= 1<<20 {
-			is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountCopy, Src: p, Dst: p})
-			continue
-		}
-		addHost(p, false)
-	}
+	// The mounts every sandbox has were sent ahead (basePrep); these
+	// are the launch's own.
 	is.Mounts = append(is.Mounts,
 		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/tmp", Data: fmt.Sprintf("mode=1777,size=%d", lim.tmp)},
-		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"},
-	)
-	for _, d := range devFiles {
-		if _, err := os.Stat(d); err == nil {
-			is.Mounts = append(is.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: d, Dst: d, RW: true})
-		}
-	}
-	is.Mounts = append(is.Mounts,
 		initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/dev/shm", Data: fmt.Sprintf("mode=1777,size=%d", min(lim.tmp, lim.memory))},
-		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
-		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
-		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
-		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
 	)
 	// The profile's paths come after /tmp, so that paths below /tmp are
 	// mounted on the private tmpfs rather than hidden by it; parents first.
@@ -678,6 +631,51 @@ func (l *Launcher) buildInitSpec(ns bool, spec Spec, prof config.SandboxProfile,
 	is.Landlock.RW = append(is.Landlock.RW, prof.ReadWrite...)
 	is.Landlock.Dev = devFiles
 	return is
+}
+
+// basePrep lists what every sandbox's root has, for the init to build
+// before it knows what it will run: the host's system paths read-only, a few
+// /etc files, a minimal /dev.
+func basePrep(root string) *initproc.Prep {
+	p := &initproc.Prep{Root: root}
+	addHost := func(path string, rw bool) {
+		fi, err := os.Lstat(path)
+		if err != nil {
+			return
+		}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			if target, err := os.Readlink(path); err == nil {
+				p.Mounts = append(p.Mounts, initproc.Mount{Kind: initproc.MountSymlink, Src: target, Dst: path})
+			}
+			return
+		}
+		p.Mounts = append(p.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: path, Dst: path, RW: rw})
+	}
+	for _, path := range systemPaths {
+		addHost(path, false)
+	}
+	for _, path := range etcPaths {
+		// Small regular files are copied, not bound: cheaper to set up and
+		// to tear down, and the sandbox sees a snapshot.
+		if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() <= 1<<20 {
+			p.Mounts = append(p.Mounts, initproc.Mount{Kind: initproc.MountCopy, Src: path, Dst: path})
+			continue
+		}
+		addHost(path, false)
+	}
+	p.Mounts = append(p.Mounts, initproc.Mount{Kind: initproc.MountTmpfs, Dst: "/dev", Data: "mode=0755,size=64k"})
+	for _, d := range devFiles {
+		if _, err := os.Stat(d); err == nil {
+			p.Mounts = append(p.Mounts, initproc.Mount{Kind: initproc.MountBind, Src: d, Dst: d, RW: true})
+		}
+	}
+	p.Mounts = append(p.Mounts,
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd", Dst: "/dev/fd"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/0", Dst: "/dev/stdin"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/1", Dst: "/dev/stdout"},
+		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
+	)
+	return p
 }
 
 func isIPLiteral(h string) bool {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 
@@ -24,6 +25,7 @@ type initProc struct {
 	specW    *os.File // the spec goes here; held open afterwards (EOF: the host is gone)
 	statusR  *os.File // the init's report and exit
 	stdio    *os.File // host end of the socket that carries the tool's streams
+	scratch  string   // per-launch directory: the root's mount point, the private workspace, the proxy socket
 	cg       *cgroup
 	cgErr    error
 	ns       bool
@@ -64,6 +66,12 @@ func (l *Launcher) makeInit(uid, gid int) (*initProc, error) {
 			return nil, fmt.Errorf("%w: cannot create namespaces: %v", ErrRefused, err)
 		}
 		return nil, fmt.Errorf("starting sandbox init: %w", err)
+	}
+	// The scratch directory, and the preparation the init can do before it
+	// knows what it will run: mounting what every sandbox's root has.
+	if err := ip.prepare(l, root); err != nil {
+		ip.discard()
+		return nil, err
 	}
 	if useCgroup && !l.cgroups.V2Available {
 		// A v1 cgroup is joined after the start: slow (each move waits for
@@ -118,6 +126,33 @@ func (ip *initProc) start(path string, attr *syscall.SysProcAttr) error {
 	return nil
 }
 
+func (ip *initProc) prepare(l *Launcher, root bool) error {
+	dir, err := os.MkdirTemp(l.opts.ScratchDir, "warden-sandbox-")
+	if err != nil {
+		return fmt.Errorf("creating sandbox scratch directory: %w", err)
+	}
+	ip.scratch = dir
+	dirs := []string{dir, filepath.Join(dir, "root")}
+	if !ip.ns {
+		dirs = append(dirs, filepath.Join(dir, "tmp"))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("preparing sandbox scratch directory: %w", err)
+		}
+		if root {
+			if err := os.Chown(d, ip.uid, ip.gid); err != nil {
+				return fmt.Errorf("preparing sandbox scratch directory: %w", err)
+			}
+		}
+	}
+	prep := &initproc.Prep{}
+	if ip.ns {
+		prep = basePrep(filepath.Join(dir, "root"))
+	}
+	return initproc.WritePrep(ip.specW, prep)
+}
+
 // discard kills an init that will not be used.
 func (ip *initProc) discard() {
 	if ip == nil {
@@ -129,6 +164,9 @@ func (ip *initProc) discard() {
 	}
 	closeAll(ip.specW, ip.statusR, ip.stdio)
 	ip.cg.remove()
+	if ip.scratch != "" {
+		_ = os.RemoveAll(ip.scratch)
+	}
 }
 
 // takeInit returns a spare init for uid and gid if one is ready (or being

@@ -80,11 +80,14 @@ func TestSupervisorGivesUp(t *testing.T) {
 func TestSessionEndKillsTree(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := h.l.StartStdio(ctx, Spec{Profile: withHostile(DefaultProfile()), Args: []string{testEnv.hostile, "forkbomb"}})
+	p, err := h.l.StartStdio(ctx, Spec{Profile: DefaultProfile(), Args: []string{"/bin/sh", "-c", "/bin/sleep 60 & /bin/sleep 60 & exec /bin/sleep 60"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
+	if n := countProcs("/bin/sleep\x0060\x00"); n != 3 {
+		t.Fatalf("%d sleepers running, want 3", n)
+	}
 	cancel()
 	ex := p.Wait()
 	if ex.Reason != ExitSessionEnd {

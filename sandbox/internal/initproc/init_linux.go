@@ -104,6 +104,14 @@ func Run() int {
 		return exitInitFailed
 	}
 	st := &initState{status: status, report: Report{InForce: map[string]bool{}, Detail: map[string]string{}}}
+	prep, err := readPrep(specFile)
+	if err != nil {
+		return st.fail("spec", err)
+	}
+	var rootErr error
+	if prep.Root != "" {
+		rootErr = beginRoot(prep)
+	}
 	spec, err := ReadSpec(specFile)
 	if err != nil {
 		return st.fail("spec", err)
@@ -127,16 +135,22 @@ func Run() int {
 	}
 
 	if spec.Namespaces {
-		if err := buildRoot(spec); err != nil {
+		err := rootErr
+		if prep.Root == "" {
+			err = errors.New("no root to build on")
+		}
+		if err == nil {
+			err = finishRoot(prep.Root, spec)
+		}
+		if err != nil {
+			// In new namespaces with a half-built root: never run the tool
+			// here, whatever the tier.
 			st.in(MechMountNS, false, err.Error())
 			st.in(MechPivotRoot, false, err.Error())
-			if st.require[MechPivotRoot] || st.require[MechMountNS] {
-				return st.fail("root", err)
-			}
-		} else {
-			st.in(MechMountNS, true, "")
-			st.in(MechPivotRoot, true, "")
+			return st.fail("root", err)
 		}
+		st.in(MechMountNS, true, "")
+		st.in(MechPivotRoot, true, "")
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			st.in(MechUTSNS, false, err.Error())
 		} else {

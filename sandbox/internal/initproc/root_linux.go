@@ -11,23 +11,33 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// buildRoot runs in the init, inside the new user and mount namespaces: it
-// builds the sandbox's root on a tmpfs at spec.Root from the spec's mounts
-// and files, mounts a fresh /proc, pivots into it and detaches the host's
-// root. Afterwards the root tmpfs itself is read-only; only the mounts marked
-// RW (workspace, /tmp, /dev/shm, the profile's rw paths) are writable.
-func buildRoot(s *Spec) error {
-	if s.Root == "" || !filepath.IsAbs(s.Root) {
+// beginRoot runs in the init, inside the new user and mount namespaces: it
+// starts the sandbox's root on a tmpfs at p.Root with the mounts every
+// sandbox has and a fresh /proc. finishRoot completes it.
+func beginRoot(p *Prep) error {
+	if p.Root == "" || !filepath.IsAbs(p.Root) {
 		return errors.New("no root directory to build on")
 	}
 	// Nothing done here may propagate back to the host's mounts.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("making mounts private: %w", err)
 	}
-	root := s.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=8m"); err != nil {
+	if err := unix.Mount("tmpfs", p.Root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=8m"); err != nil {
 		return fmt.Errorf("mounting the root tmpfs: %w", err)
 	}
+	for _, m := range p.Mounts {
+		if err := applyMount(p.Root, m); err != nil {
+			return err
+		}
+	}
+	return mountProc(p.Root)
+}
+
+// finishRoot adds the launch's own mounts and files, pivots into the root
+// and detaches the host's. Afterwards the root tmpfs itself is read-only;
+// only the mounts marked RW (workspace, /tmp, /dev/shm, the profile's rw
+// paths) are writable.
+func finishRoot(root string, s *Spec) error {
 	for _, m := range s.Mounts {
 		if err := applyMount(root, m); err != nil {
 			return err
@@ -38,10 +48,6 @@ func buildRoot(s *Spec) error {
 			return err
 		}
 	}
-	if err := mountProc(root); err != nil {
-		return err
-	}
-
 	// pivot_root(".", ".") stacks the old root on top of the new one; the
 	// lazy unmount then takes the host's whole tree out of this namespace.
 	if err := unix.Chdir(root); err != nil {

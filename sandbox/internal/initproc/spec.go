@@ -122,8 +122,33 @@ type StatusLine struct {
 
 const maxSpecSize = 1 << 20
 
-func WriteSpec(w io.Writer, s *Spec) error {
-	b, err := json.Marshal(s)
+// Prep is the first message on specFD: what the init can build before
+// anyone knows what it will run (the root's mount point and the mounts every
+// sandbox has). A spare init does this while it waits.
+type Prep struct {
+	Root   string  `json:"root,omitempty"` // host directory to build the root on; empty: no root
+	Mounts []Mount `json:"mounts,omitempty"`
+}
+
+// WriteSpec sends the launch's spec (the second message).
+func WriteSpec(w io.Writer, s *Spec) error { return writeMsg(w, s) }
+
+// WritePrep sends the preparation (the first message).
+func WritePrep(w io.Writer, p *Prep) error { return writeMsg(w, p) }
+
+// ReadSpec reads the launch's spec.
+func ReadSpec(r io.Reader) (*Spec, error) {
+	var s Spec
+	return &s, readMsg(r, &s)
+}
+
+func readPrep(r io.Reader) (*Prep, error) {
+	var p Prep
+	return &p, readMsg(r, &p)
+}
+
+func writeMsg(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding sandbox spec: %w", err)
 	}
@@ -138,22 +163,21 @@ func WriteSpec(w io.Writer, s *Spec) error {
 	return nil
 }
 
-func ReadSpec(r io.Reader) (*Spec, error) {
+func readMsg(r io.Reader, v any) error {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, fmt.Errorf("reading sandbox spec: %w", err)
+		return fmt.Errorf("reading sandbox spec: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n > maxSpecSize {
-		return nil, fmt.Errorf("sandbox spec of %d bytes is too large", n)
+		return fmt.Errorf("sandbox spec of %d bytes is too large", n)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(r, b); err != nil {
-		return nil, fmt.Errorf("reading sandbox spec: %w", err)
+		return fmt.Errorf("reading sandbox spec: %w", err)
 	}
-	var s Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("decoding sandbox spec: %w", err)
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding sandbox spec: %w", err)
 	}
-	return &s, nil
+	return nil
 }
