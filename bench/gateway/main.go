@@ -33,6 +33,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/internal/mcptest"
+	"github.com/warden-run/warden/tier"
 )
 
 func main() {
@@ -55,6 +56,7 @@ type options struct {
 	markdown              bool
 
 	wardenURL, wardenSyncURL, wardenCreds, wardenGrant, wardenTool string
+	serveWarden                                                    string
 
 	servePassthrough string // internal: run as the pass-through child
 }
@@ -86,10 +88,11 @@ func parseOptions(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.wardenGrant, "warden-grant", "", "file holding the task grant sent in the Warden-Grant header")
 	fs.StringVar(&o.wardenTool, "warden-tool", "everything.echo", "the echo tool's namespaced id behind the gateway")
 	fs.StringVar(&o.servePassthrough, "serve-passthrough", "", "internal: serve the Go-SDK pass-through on this front (stdio|http|http-json) for the upstream after --")
+	fs.StringVar(&o.serveWarden, "serve-warden", "", "internal: run a whole Warden deployment with the audit log in this mode (async|sync)")
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, err
 	}
-	if o.servePassthrough != "" {
+	if o.servePassthrough != "" || o.serveWarden != "" {
 		return o, fs.Args(), nil
 	}
 	if fs.NArg() > 0 {
@@ -143,6 +146,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.servePassthrough != "" {
 		return runPassthroughMode(ctx, passthroughFront(o.servePassthrough), rest, o.protocol, stdout)
 	}
+	if o.serveWarden != "" {
+		return runWardenMode(ctx, tier.AuditMode(o.serveWarden), os.Stdin, stdout)
+	}
 
 	modules, err := mcptest.Find(ctx, ".")
 	if err != nil {
@@ -176,18 +182,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			t = bridgeTarget{kind: mcptest.Supergateway, version: "4.0.0"}
 		case "mcp-proxy":
 			t = bridgeTarget{kind: mcptest.MCPProxy, version: "6.7.19"}
-		case "warden":
-			if o.wardenURL == "" {
-				notMeasured["warden (audit async)"] = "not measured: no -warden-url"
-				continue
+		case "warden", "warden-sync":
+			mode, url := tier.AuditAsync, o.wardenURL
+			if key == "warden-sync" {
+				mode, url = tier.AuditSync, o.wardenSyncURL
 			}
-			t = wardenTarget{label: "audit async", url: o.wardenURL, credsDir: o.wardenCreds, grantFile: o.wardenGrant, tool: o.wardenTool}
-		case "warden-sync":
-			if o.wardenSyncURL == "" {
-				notMeasured["warden (audit sync)"] = "not measured: no -warden-sync-url"
-				continue
+			if url != "" {
+				t = wardenTarget{label: "audit " + string(mode), url: url, credsDir: o.wardenCreds, grantFile: o.wardenGrant, tool: o.wardenTool}
+				break
 			}
-			t = wardenTarget{label: "audit sync", url: o.wardenSyncURL, credsDir: o.wardenCreds, grantFile: o.wardenGrant, tool: o.wardenTool}
+			// No running gateway given: start one, measured in this run.
+			wt, stop, err := startWardenHere(mode, env)
+			if err != nil {
+				return fmt.Errorf("starting Warden (audit %s): %w", mode, err)
+			}
+			defer stop()
+			t = wt
 		}
 		rows = append(rows, &row{key: key, t: t, phases: map[int][]phase{}})
 	}
