@@ -60,7 +60,7 @@ type Options struct {
 	// Certs is the gateway's own TLS certificate (an X.509-SVID of role
 	// gateway).
 	Certs *identity.CertSource
-	// Launch builds stdio upstream commands; nil means PlainLauncher.
+	// Launch starts stdio upstreams; nil means PlainLauncher.
 	Launch Launcher
 	// URL is the address agents use, for DPoP's htu (default
 	// https://<listen>/mcp).
@@ -114,7 +114,7 @@ func New(o Options) (*Gateway, error) {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	if o.Launch == nil {
-		o.Launch = PlainLauncher
+		o.Launch = PlainLauncher{}
 	}
 	if o.URL == "" {
 		o.URL = "https://" + o.Config.Listen + "/mcp"

@@ -19,15 +19,33 @@ import (
 	"github.com/warden-run/warden/config"
 )
 
-// Launcher builds the command of a stdio upstream. The default runs it with
-// nothing of Warden's environment but PATH; the sandbox provides one that
-// confines it.
-type Launcher func(ctx context.Context, name string, s *config.StdioUpstream) (*exec.Cmd, error)
+// Proc is a running stdio upstream: its standard streams, and its whole
+// process tree as one thing to kill.
+type Proc interface {
+	Stdin() io.WriteCloser
+	Stdout() io.ReadCloser
+	// Done is closed when the process has ended.
+	Done() <-chan struct{}
+	// Kill ends the whole process tree.
+	Kill(reason string)
+	// ExitReason says how it ended (after Done).
+	ExitReason() string
+}
 
-// PlainLauncher starts a stdio upstream as a child process in its own
-// process group (so its whole tree can be killed), with an explicit
-// environment: PATH and what the upstream's configuration sets.
-func PlainLauncher(_ context.Context, _ string, s *config.StdioUpstream) (*exec.Cmd, error) {
+// Launcher starts stdio upstreams. The gateway launches them, never the
+// agent. PlainLauncher runs them as child processes; the sandbox package
+// provides one that confines them (see internal/setup).
+type Launcher interface {
+	Start(ctx context.Context, upstream string, s *config.StdioUpstream, stderr io.Writer) (Proc, error)
+}
+
+// PlainLauncher starts stdio upstreams as child processes in their own
+// process group, with an explicit environment: PATH and what the
+// upstream's configuration sets, nothing else of Warden's.
+type PlainLauncher struct{}
+
+// Start implements Launcher.
+func (PlainLauncher) Start(_ context.Context, _ string, s *config.StdioUpstream, stderr io.Writer) (Proc, error) {
 	cmd := exec.Command(s.Command, s.Args...)
 	cmd.Dir = s.Dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
@@ -35,8 +53,45 @@ func PlainLauncher(_ context.Context, _ string, s *config.StdioUpstream) (*exec.
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	return cmd, nil
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &plainProc{cmd: cmd, stdin: stdin, stdout: stdout, done: make(chan struct{})}
+	go func() {
+		err := cmd.Wait()
+		p.exit = "exited"
+		if cmd.ProcessState != nil {
+			p.exit = cmd.ProcessState.String()
+		} else if err != nil {
+			p.exit = err.Error()
+		}
+		close(p.done)
+	}()
+	return p, nil
 }
+
+type plainProc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	done   chan struct{}
+	exit   string
+}
+
+func (p *plainProc) Stdin() io.WriteCloser { return p.stdin }
+func (p *plainProc) Stdout() io.ReadCloser { return p.stdout }
+func (p *plainProc) Done() <-chan struct{} { return p.done }
+func (p *plainProc) ExitReason() string    { <-p.done; return p.exit }
+func (p *plainProc) Kill(string)           { _ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
 
 // maxUpstreamTools bounds how many tools one upstream may list.
 const maxUpstreamTools = 4096
@@ -44,16 +99,16 @@ const maxUpstreamTools = 4096
 // conn is one live client session with an upstream.
 type conn struct {
 	cs   *mcp.ClientSession
-	cmd  *exec.Cmd // stdio only
+	proc Proc // stdio only
 	done chan struct{}
 }
 
 // close ends the session and, for a stdio upstream, kills its whole
-// process group if it does not exit on its own.
+// process tree.
 func (c *conn) close() {
 	_ = c.cs.Close()
-	if c.cmd != nil && c.cmd.Process != nil {
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+	if c.proc != nil {
+		c.proc.Kill("session ended")
 	}
 }
 
@@ -105,17 +160,14 @@ func (u *upstream) timeout() time.Duration {
 // connect opens a new client session with the upstream.
 func (u *upstream) connect(ctx context.Context) (*conn, error) {
 	var t mcp.Transport
-	var cmd *exec.Cmd
+	var proc Proc
 	switch {
 	case u.cfg.Stdio != nil:
 		var err error
-		if cmd, err = u.g.launch(ctx, u.cfg.Name, u.cfg.Stdio); err != nil {
+		if proc, err = u.g.launch.Start(ctx, u.cfg.Name, u.cfg.Stdio, &logWriter{log: u.log}); err != nil {
 			return nil, fmt.Errorf("launching %s: %w", u.cfg.Name, err)
 		}
-		if cmd.Stderr == nil {
-			cmd.Stderr = &logWriter{log: u.log}
-		}
-		t = &mcp.CommandTransport{Command: cmd, TerminateDuration: 2 * time.Second}
+		t = &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}
 	case u.cfg.HTTP != nil:
 		t = &mcp.StreamableClientTransport{Endpoint: u.cfg.HTTP.URL, HTTPClient: headerClient(u.cfg.HTTP.Headers), MaxRetries: 1}
 	case u.cfg.SSE != nil:
@@ -131,12 +183,12 @@ func (u *upstream) connect(ctx context.Context) (*conn, error) {
 		err = errors.New("it did not say what it offers (no capabilities)")
 	}
 	if err != nil {
-		if cmd != nil && cmd.Process != nil {
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if proc != nil {
+			proc.Kill("could not connect")
 		}
 		return nil, fmt.Errorf("connecting to %s: %w", u.cfg.Name, err)
 	}
-	c := &conn{cs: cs, cmd: cmd, done: make(chan struct{})}
+	c := &conn{cs: cs, proc: proc, done: make(chan struct{})}
 	go func() {
 		_ = cs.Wait()
 		close(c.done)
@@ -184,14 +236,11 @@ func (u *upstream) supervise(ctx context.Context, firstDone chan<- struct{}) {
 }
 
 func exitReason(c *conn) string {
-	if c.cmd == nil {
+	if c.proc == nil {
 		return "connection closed"
 	}
-	_ = c.cmd.Wait()
-	if st := c.cmd.ProcessState; st != nil {
-		return st.String()
-	}
-	return "process ended"
+	c.proc.Kill("session ended")
+	return c.proc.ExitReason()
 }
 
 func (u *upstream) setConn(ctx context.Context, c *conn) error {

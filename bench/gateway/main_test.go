@@ -28,10 +28,10 @@ import (
 	"github.com/warden-run/warden/internal/mcptest"
 )
 
-// TestMain lets the test binary stand in for the harness as the
-// pass-through child it re-executes.
+// TestMain lets the test binary stand in for the harness as the children
+// it re-executes (the pass-through, and a Warden deployment).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "-serve-passthrough" {
+	if len(os.Args) > 1 && (os.Args[1] == "-serve-passthrough" || os.Args[1] == "-serve-warden") {
 		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -41,8 +41,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestHarnessSmoke runs the harness for a handful of calls against the
-// targets that need no gateway.
+// TestHarnessSmoke runs the harness for a handful of calls against every
+// target, Warden included (started by the harness itself).
 func TestHarnessSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node processes")
@@ -59,7 +59,7 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 	got := out.String()
 	for _, want := range []string{"direct", "go-sdk pass-through", "supergateway 4.0.0", "mcp-proxy 6.7.19",
-		"not measured: no -warden-url", "added / ", "fsync p50"} {
+		"warden (audit async)", "checks (over the pass-through", "added / ", "fsync p50"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
 		}
