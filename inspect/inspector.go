@@ -11,6 +11,12 @@ import (
 	"github.com/warden-run/warden/tier"
 )
 
+// HighConfidence is the injection score from which the Advanced tier's
+// action applies; findings between the detector's threshold and this score
+// are logged (and the session is tainted all the same). On the held-out
+// ordinary text of docs/inspect.md 0.2% of pieces score this high.
+const HighConfidence = 0.9
+
 // Inspector is what the gateway calls: CheckOutbound on a tool call's
 // arguments (pipeline stage 4) and CheckInbound on its result (stage 6).
 // Build one per deployment (or per tier in use) with New; it is safe for
@@ -250,6 +256,11 @@ func (i *Inspector) CheckInbound(ctx context.Context, c Inbound) Result {
 	if v.Injection {
 		f := Finding{Kind: KindInjection, Rule: "prompt_injection", Score: v.Score, Heuristic: true,
 			Reason: "prompt injection suspected: " + strings.Join(v.Reasons, "; ")}
+		// Advanced acts on high-confidence findings only and logs the rest;
+		// Optimized acts on every finding above the threshold.
+		if i.preset.Tier < tier.Optimized && v.Score < HighConfidence {
+			f.Action = tier.ActionLog
+		}
 		if len(v.Spans) > 0 {
 			f.Start, f.End, f.Excerpt = v.Spans[0].Start, v.Spans[0].End, cutString(v.Spans[0].Text, 120)
 			for _, s := range v.Spans {

@@ -21,14 +21,15 @@ func main() {
 	held := flag.Bool("held-out-benign", false, "evaluate on ordinary text training never saw")
 	md := flag.Bool("markdown", false, "print Markdown tables")
 	show := flag.Int("show", 0, "print up to N misses and N false positives")
+	thr := flag.Float64("threshold", 0, "score threshold (default: the model's)")
 	flag.Parse()
-	if err := run(*data, *held, *md, *show); err != nil {
+	if err := run(*data, *held, *md, *show, *thr); err != nil {
 		fmt.Fprintln(os.Stderr, "evaltool:", err)
 		os.Exit(1)
 	}
 }
 
-func run(data string, held, md bool, show int) error {
+func run(data string, held, md bool, show int, thr float64) error {
 	ctx := context.Background()
 	var rows []inspect.EvalRow
 	if held {
@@ -56,7 +57,7 @@ func run(data string, held, md bool, show int) error {
 			return err
 		}
 	}
-	d, err := inspect.NewDetector(inspect.DetectorOptions{})
+	d, err := inspect.NewDetector(inspect.DetectorOptions{Threshold: thr})
 	if err != nil {
 		return err
 	}

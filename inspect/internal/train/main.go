@@ -22,7 +22,7 @@ func main() {
 	flag.IntVar(&o.Epochs, "epochs", 0, "passes over the training data (default 20)")
 	flag.Float64Var(&o.MaxFPR, "max-fpr", 0, "out-of-fold FPR limit on benign dev_tune rows other than NotInject (default 0.009)")
 	flag.Float64Var(&o.MaxNotInject, "max-notinject-fpr", 0, "out-of-fold FPR limit on NotInject (default 0.08)")
-	flag.Float64Var(&o.DevTuneWeight, "dev-tune-weight", 0, "sample weight of dev_tune rows (default 30)")
+	flag.Float64Var(&o.DevTuneWeight, "dev-tune-weight", 0, "sample weight of dev_tune rows (default 50)")
 	flag.StringVar(&o.DumpOOF, "dump-oof", "", "write out-of-fold dev_tune scores to this TSV file")
 	flag.IntVar(&o.Bits, "bits", 0, "log2 of the hashed feature space (default 20)")
 	flag.IntVar(&o.CharMax, "char-max", 0, "longest character n-gram (default 5)")

@@ -57,7 +57,7 @@ type Options struct {
 	Epochs        int     // passes over the training data (default 20)
 	MaxFPR        float64 // out-of-fold FPR limit on benign dev_tune rows other than NotInject (default 0.009)
 	MaxNotInject  float64 // out-of-fold FPR limit on NotInject (default 0.08)
-	DevTuneWeight float64 // sample weight of dev_tune rows (default 30)
+	DevTuneWeight float64 // sample weight of dev_tune rows (default 50)
 	DumpOOF       string  // write out-of-fold dev_tune scores here (TSV), if set
 	MultiWeight   float64 // sample weight of hard negatives not in English (default 4)
 	Bits          int     // log2 of the hashed feature space (default: injection.DefaultFeatures)
@@ -83,7 +83,7 @@ func (o Options) Defaults() Options {
 		o.MaxNotInject = 0.08
 	}
 	if o.DevTuneWeight == 0 {
-		o.DevTuneWeight = 30
+		o.DevTuneWeight = 50
 	}
 	if o.MultiWeight == 0 {
 		o.MultiWeight = 4
