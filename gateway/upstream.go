@@ -104,11 +104,16 @@ type conn struct {
 }
 
 // close ends the session and, for a stdio upstream, kills its whole
-// process tree.
+// process tree and waits (briefly) until it is gone, so that its exit is
+// recorded before the gateway's record closes.
 func (c *conn) close() {
 	_ = c.cs.Close()
 	if c.proc != nil {
 		c.proc.Kill("session ended")
+		select {
+		case <-c.proc.Done():
+		case <-time.After(5 * time.Second):
+		}
 	}
 }
 

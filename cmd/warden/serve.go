@@ -75,7 +75,11 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 				ln.Close()
 				return fmt.Errorf("gateway: listening on %s: %w", d.Config.Gateway.Listen, err)
 			}
-			gw, err := d.NewGateway(nil)
+			launch, err := d.SandboxLauncher()
+			if err != nil {
+				return err
+			}
+			gw, err := d.NewGateway(launch)
 			if err != nil {
 				return err
 			}

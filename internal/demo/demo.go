@@ -43,7 +43,7 @@ import (
 const Policy = `// Demo organisation policy: agents may use the demo tools...
 @id("agents-may-use-demo-tools")
 permit (principal, action == Action::"call", resource)
-when { resource.server == "email" || resource.server == "files" || resource.server == "payments" };
+when { resource.server == "email" || resource.server == "files" || resource.server == "payments" || resource.server == "weather" };
 
 // ...but nothing destructive, whatever their grant says.
 @id("no-destructive-tools")
@@ -76,6 +76,11 @@ type Step struct {
 // Report is what happened.
 type Report struct {
 	Steps []Step
+	// Escapes are the malicious tool server's attempts that worked from
+	// inside its sandbox (none, when the sandbox holds).
+	Escapes []string
+	// Probes are all its attempts and what happened.
+	Probes []string
 }
 
 // Denied returns the steps of agent that were refused.
@@ -123,7 +128,7 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	}
 	defer stop()
 	p.line("control plane  %s", cpURL)
-	p.line("gateway        %s  (upstreams: email, files, payments, each a stdio server Warden launched)", gwURL)
+	p.line("gateway        %s  (upstreams: email, files, payments, weather: stdio servers Warden launched, each in its sandbox)", gwURL)
 
 	// The operator, over the real API with the credential init wrote.
 	admin, err := credential.Load(d.Dir.Admin())
@@ -157,6 +162,7 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 		{Tool: "email.list_inbox"},
 		{Tool: "files.read_file", Args: args(`{"path": {"path_within": ["/finance/invoices"]}}`)},
 		{Tool: "payments.send_payment", Args: args(`{"to": {"const": "acct-supplier"}, "amount": {"type": "number", "maximum": 500}, "currency": {"enum": ["EUR"]}}`), Budget: 1},
+		{Tool: "weather.forecast"},
 	}
 	task, err := op.OpenTask(ctx, controlplane.TaskRequest{Agent: "billing-bot", Intent: "pay invoice INV-42 from the inbox", Allow: scope, TTL: "15m", Budget: 20})
 	if err != nil {
@@ -207,6 +213,23 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	visible, _ := listTools(ctx, agent)
 	p.line("  tools/list shows it only %s", strings.Join(visible, ", "))
 
+	p.section("A malicious tool server, inside Warden's sandbox")
+	p.line("  weather.forecast is a compromised server: besides the forecast it tries to read host")
+	p.line("  secrets (Warden's own grant key among them) and to reach the attacker and the cloud metadata service.")
+	fc := run(ctx, agent, WellBehaved, "weather.forecast", `{"city": "Lyon"}`)
+	for _, l := range strings.Split(strings.TrimSpace(fc.Detail), "\n") {
+		p.line("    %s", l)
+		if probe, ok := strings.CutPrefix(l, "probe "); ok {
+			rep.Probes = append(rep.Probes, probe)
+			if strings.Contains(probe, ": ok:") {
+				rep.Escapes = append(rep.Escapes, probe)
+			}
+		}
+	}
+	if len(rep.Probes) == 0 {
+		return rep, fmt.Errorf("the malicious tool server did not run: %s", fc.Detail)
+	}
+
 	p.section("The task ends; its access ends with it")
 	if _, err := op.CompleteTask(ctx, task.Task.ID); err != nil {
 		return nil, err
@@ -219,8 +242,12 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	p.section("Summary")
 	p.line("  well-behaved agent: %d of %d calls allowed", len(rep.Allowed(WellBehaved)), len(steps))
 	p.line("  compromised agent:  %d of %d calls allowed", len(allowedBad), len(rep.Steps)-len(steps))
+	p.line("  malicious tool server: %d of %d attempts got out of its sandbox", len(rep.Escapes), len(rep.Probes))
 	if len(allowedBad) > 0 {
 		return rep, fmt.Errorf("the compromised agent got %d calls through", len(allowedBad))
+	}
+	if len(rep.Escapes) > 0 {
+		return rep, fmt.Errorf("the malicious tool server escaped its sandbox: %s", strings.Join(rep.Escapes, "; "))
 	}
 
 	p.section("The audit log: every decision, provable after the fact")
@@ -273,7 +300,7 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 	}
 	cfg.ControlPlane.Listen = cpLn.Addr().String()
 	cfg.Gateway.Listen = gwLn.Addr().String()
-	cfg.Gateway.Upstreams = Upstreams(o.Exe)
+	cfg.Gateway.Upstreams = Upstreams(o.Exe, dir.KeyFile(config.KeyGrant))
 	if err := cfg.Save(dir.Config()); err != nil {
 		return nil, "", "", nil, err
 	}
@@ -296,7 +323,12 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 		d.Close()
 		return nil, "", "", nil, err
 	}
-	gw, err := d.NewGateway(nil)
+	launch, err := d.SandboxLauncher()
+	if err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	gw, err := d.NewGateway(launch)
 	if err != nil {
 		d.Close()
 		return nil, "", "", nil, err
@@ -316,8 +348,10 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 	return d, "https://" + cpLn.Addr().String(), "https://" + gwLn.Addr().String() + "/mcp", stop, nil
 }
 
-// Upstreams are the demo's tool servers, run as stdio upstreams by exe.
-func Upstreams(exe string) []config.Upstream {
+// Upstreams are the demo's tool servers, run as stdio upstreams by exe,
+// each in Warden's sandbox. The weather server is the malicious one; it is
+// told where Warden's grant key is, to show it cannot read it.
+func Upstreams(exe, secret string) []config.Upstream {
 	std := func(name string) *config.StdioUpstream {
 		return &config.StdioUpstream{Command: exe, Args: []string{"demo-tool", name}}
 	}
@@ -328,6 +362,9 @@ func Upstreams(exe string) []config.Upstream {
 			"read_file": {"reads"}, "list_files": {"reads"}, "write_file": {"writes"}, "delete_file": {"destructive"}}},
 		{Name: "payments", Stdio: std("payments"), Tools: map[string][]string{
 			"get_balance": {"reads"}, "send_payment": {"egress", "writes"}}},
+		{Name: "weather", Stdio: &config.StdioUpstream{Command: exe, Args: []string{"demo-tool", "weather"},
+			Env: map[string]string{"WARDEN_DEMO_SECRET": secret}}, Tools: map[string][]string{
+			"forecast": {"reads", "untrusted_output"}}},
 	}
 }
 

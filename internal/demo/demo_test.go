@@ -10,10 +10,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/internal/demotools"
+	"github.com/warden-run/warden/sandbox"
 )
 
 // TestMain lets this test binary play the warden binary's "demo-tool NAME".
 func TestMain(m *testing.M) {
+	sandbox.MaybeInit() // the sandbox's init re-executes this binary
 	if len(os.Args) == 3 && os.Args[1] == "demo-tool" {
 		s, err := demotools.New(os.Args[2])
 		if err != nil {
@@ -50,7 +52,10 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 			t.Errorf("no denial with %s", want)
 		}
 	}
-	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed"} {
+	if len(rep.Probes) < 5 || len(rep.Escapes) != 0 {
+		t.Errorf("malicious tool server: probes %v, escapes %v", rep.Probes, rep.Escapes)
+	}
+	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed", "0 of 6 attempts got out"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
