@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -121,6 +122,15 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	}
 	p := &printer{w: w}
 	p.section("Warden demo: one agent, one task, everything through the gateway")
+	// The tool servers run as an unprivileged user inside the sandbox, so
+	// the binary that serves them must be readable by anyone: a binary
+	// under `go run`'s private build directory is not.
+	exe, cleanup, err := publicCopy(o.Exe)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	o.Exe = exe
 
 	d, cpURL, gwURL, stop, err := startDeployment(ctx, config.Dir(dir), o)
 	if err != nil {
@@ -269,6 +279,64 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 		p.line("  (run with --keep DIR to keep the data directory and check it with `warden audit verify --dir DIR`)")
 	}
 	return rep, p.err
+}
+
+// publicCopy copies the executable into a fresh directory anyone may read,
+// unless every directory above it already lets anyone through.
+func publicCopy(exe string) (string, func(), error) {
+	if worldReadable(exe) {
+		return exe, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "warden-demo-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	if err := os.Chmod(dir, 0o755); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("copying the demo tools' binary: %w", err)
+	}
+	defer src.Close()
+	dst := filepath.Join(dir, filepath.Base(exe))
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err == nil {
+		_, err = io.Copy(f, src)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("copying the demo tools' binary: %w", err)
+	}
+	return dst, cleanup, nil
+}
+
+// worldReadable reports whether others may read path and pass through
+// every directory above it.
+func worldReadable(path string) bool {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(abs)
+	if err != nil || fi.Mode().Perm()&0o005 != 0o005 {
+		return false
+	}
+	for d := filepath.Dir(abs); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return false
+		}
+		if d == filepath.Dir(d) {
+			return true
+		}
+	}
 }
 
 func args(s string) map[string]json.RawMessage {
