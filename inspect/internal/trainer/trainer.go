@@ -161,13 +161,14 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 		}
 		add(r, w, -1)
 	}
+	langW := languageBalance(tuneRows, hard, devTuneW, multiW)
 	for _, r := range hard {
 		// Ordinary text in other languages is scarce next to the translated
 		// attacks of dev_tune; weigh it up so that a language is not itself
 		// evidence of an attack.
 		w := 1.0
 		if r.Lang != "en" {
-			w = multiW
+			w = multiW * langW[baseLang(r.Lang)]
 		}
 		add(r, w, -1)
 	}
@@ -549,6 +550,55 @@ func isolateBIPIA(rows []corpus.Row) []corpus.Row {
 		}
 		r.Text = t[a:e]
 		out = append(out, r)
+	}
+	return out
+}
+
+// devLangs maps the development set's language names to locale codes.
+func devLangs() map[string]string {
+	return map[string]string{"Arabic": "ar", "Bengali": "bn", "Chinese": "zh", "Filipino/Tagalog": "tl", "French": "fr", "German": "de",
+		"Hindi": "hi", "Indonesian": "id", "Italian": "it", "Japanese": "ja", "Korean": "ko", "Portuguese": "pt", "Russian": "ru",
+		"Spanish": "es", "Thai": "th", "Turkish": "tr", "Vietnamese": "vi"}
+}
+
+// baseLang reduces a locale name (zh_CN, sr@latin, fil) to its language.
+func baseLang(l string) string {
+	if i := strings.IndexAny(l, "_@"); i > 0 {
+		l = l[:i]
+	}
+	if l == "fil" {
+		l = "tl"
+	}
+	return l
+}
+
+// languageBalance returns, per language, the factor by which its hard
+// negatives are weighed up so that their total weight at least matches the
+// weight of dev_tune's attacks in that language (1 when it already does).
+// dev_tune has attacks in 17 languages and almost no benign text in them;
+// without this, the language itself becomes evidence of an attack.
+func languageBalance(tune, hard []corpus.Row, devTuneW, multiW float64) map[string]float64 {
+	names := devLangs()
+	attack := map[string]float64{}
+	for _, r := range tune {
+		if code, ok := names[r.Lang]; ok && r.Label == 1 {
+			attack[code] += devTuneW
+		}
+	}
+	benign := map[string]float64{}
+	for _, r := range hard {
+		benign[baseLang(r.Lang)] += multiW
+	}
+	out := map[string]float64{}
+	for _, r := range hard {
+		l := baseLang(r.Lang)
+		if _, done := out[l]; done {
+			continue
+		}
+		out[l] = 1
+		if a, b := attack[l], benign[l]; b > 0 && a > b {
+			out[l] = a / b
+		}
 	}
 	return out
 }
