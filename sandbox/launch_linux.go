@@ -602,6 +602,9 @@ func (l *Launcher) buildInitSpec(ns bool, spec Spec, prof config.SandboxProfile,
 	}
 	var user []pathRW
 	for _, p := range prof.ReadOnly {
+		if underSystemPath(p) {
+			continue // already visible read-only with the system paths
+		}
 		user = append(user, pathRW{p, false})
 	}
 	for _, p := range prof.ReadWrite {
@@ -676,6 +679,17 @@ func basePrep(root string) *initproc.Prep {
 		initproc.Mount{Kind: initproc.MountSymlink, Src: "/proc/self/fd/2", Dst: "/dev/stderr"},
 	)
 	return p
+}
+
+// underSystemPath reports whether p lies within one of the system paths
+// every root mounts read-only.
+func underSystemPath(p string) bool {
+	for _, s := range systemPaths {
+		if within(filepath.Clean(p), s) {
+			return true
+		}
+	}
+	return false
 }
 
 func isIPLiteral(h string) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,65 @@ func TestPrewarm(t *testing.T) {
 	}
 	if n := countChildrenPrefix("warden-sandbox-init\x00"); n != 0 {
 		t.Errorf("%d inits left after Close", n)
+	}
+}
+
+// TestPrewarmAfterRefusedSetup: a launch whose root cannot be built fails
+// with its reason, and the launches after it still work (the spare that was
+// spent on it is replaced, not left broken).
+func TestPrewarmAfterRefusedSetup(t *testing.T) {
+	h := newHarness(t)
+	l, err := New(Options{Tier: tier.Advanced, Sink: h.rec, DataDir: h.dataDir, Prewarm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.l = l
+	defer l.Close()
+	bad := DefaultProfile()
+	bad.ReadWrite = []string{"/usr/bin/env"} // a file inside the read-only system tree: no mount point can be made
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ex, _, err := l.Run(ctx, Spec{Profile: bad, Args: []string{testEnv.hostile, "read", "/etc/hosts"}}); err == nil && ex.Success() {
+		t.Fatal("a root that cannot be built ran")
+	}
+	for i := 0; i < 3; i++ {
+		out, ex := h.run(DefaultProfile(), "read", "/etc/hosts")
+		if !ex.Success() {
+			t.Fatalf("launch %d after a refused one: %v", i, ex)
+		}
+		expectOK(t, out, "read:/etc/hosts")
+	}
+}
+
+// The same with StartStdio, as the gateway launches upstreams, retrying
+// soon after the refusal.
+func TestPrewarmStdioAfterRefusedSetup(t *testing.T) {
+	h := newHarness(t)
+	l, err := New(Options{Tier: tier.Advanced, Sink: h.rec, DataDir: h.dataDir, Prewarm: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := DefaultProfile()
+	bad.ReadWrite = []string{"/usr/bin/env"}
+	good := DefaultProfile()
+	good.ReadOnly = []string{testEnv.hostileDir}
+	for i := 0; i < 2; i++ {
+		if p, err := l.StartStdio(ctx, Spec{Profile: bad, Args: []string{testEnv.hostile, "read", "/etc/hosts"}}); err == nil {
+			p.Kill(ExitSessionEnd, "test")
+			t.Fatal("a root that cannot be built started")
+		}
+		time.Sleep(200 * time.Millisecond)
+		p, err := l.StartStdio(ctx, Spec{Profile: good, Args: []string{testEnv.hostile, "read", "/etc/hosts"}})
+		if err != nil {
+			t.Fatalf("round %d: launch after a refused one: %v", i, err)
+		}
+		out, _ := io.ReadAll(p.Stdout())
+		if ex := p.Wait(); !ex.Success() {
+			t.Fatalf("round %d: %v", i, ex)
+		}
+		expectOK(t, string(out), "read:/etc/hosts")
 	}
 }

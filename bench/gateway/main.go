@@ -33,10 +33,12 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/internal/mcptest"
+	"github.com/warden-run/warden/sandbox"
 	"github.com/warden-run/warden/tier"
 )
 
 func main() {
+	sandbox.MaybeInit() // a Warden child's sandboxed upstreams re-execute this binary as their init
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

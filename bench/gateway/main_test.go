@@ -26,11 +26,13 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/internal/mcptest"
+	"github.com/warden-run/warden/sandbox"
 )
 
 // TestMain lets the test binary stand in for the harness as the children
 // it re-executes (the pass-through, and a Warden deployment).
 func TestMain(m *testing.M) {
+	sandbox.MaybeInit()
 	if len(os.Args) > 1 && (os.Args[1] == "-serve-passthrough" || os.Args[1] == "-serve-warden") {
 		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)

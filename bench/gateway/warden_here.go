@@ -107,7 +107,10 @@ func runWardenMode(ctx context.Context, mode tier.AuditMode, stdin io.Reader, st
 	}
 	cfg.Gateway.Listen = ln.Addr().String()
 	cfg.Audit.Mode = mode
-	cfg.Gateway.Upstreams = []config.Upstream{{Name: "everything", Stdio: &config.StdioUpstream{Command: up.Path, Args: up.Args},
+	// Every check on: the upstream runs in Warden's sandbox, seeing the
+	// npm packages read-only and nothing else of the host.
+	cfg.Sandbox.Profiles = map[string]config.SandboxProfile{"npm": {ReadOnly: []string{modules.NodeModules()}}}
+	cfg.Gateway.Upstreams = []config.Upstream{{Name: "everything", Stdio: &config.StdioUpstream{Command: up.Path, Args: up.Args, Sandbox: "npm"},
 		Tools: map[string][]string{"echo": {"reads"}}}}
 	if err := cfg.Save(dir.Config()); err != nil {
 		return err
@@ -126,7 +129,11 @@ func runWardenMode(ctx context.Context, mode tier.AuditMode, stdin io.Reader, st
 	if _, err := d.Policy.Apply(ctx, "bench.cedar", []byte(`@id("bench") permit (principal, action == Action::"call", resource) when { resource.server == "everything" };`), policy.Meta{By: "bench"}); err != nil {
 		return err
 	}
-	gw, err := d.NewGateway(nil)
+	launch, err := d.SandboxLauncher()
+	if err != nil {
+		return err
+	}
+	gw, err := d.NewGateway(launch)
 	if err != nil {
 		return err
 	}
