@@ -20,6 +20,10 @@ type Tool struct {
 	Name     string    // the tool's own name upstream
 	Labels   []string  // risk labels: the operator's, plus what annotations add
 	Upstream *mcp.Tool // as the upstream lists it
+	// Quarantine, when set, says why the tool is held back (it differs from
+	// what was pinned, it is new, its description is poisoned): it is not
+	// listed, and calls to it are refused with this reason.
+	Quarantine string
 }
 
 // Policy returns the tool as policy sees it.

@@ -68,6 +68,12 @@ type Options struct {
 	// Stages, when set, replace the default pipeline (tests; later issues
 	// add inspection stages).
 	Stages []Stage
+	// Vet, when set, is asked about every tool an upstream lists, each time
+	// it lists them (at start, on list_changed, on a re-list): it returns,
+	// by tool name, why a tool must be held back (quarantined). Pinning and
+	// the description scanner plug in here. A quarantined tool is not
+	// listed and calls to it are refused with the reason.
+	Vet func(ctx context.Context, server string, tools []*mcp.Tool) map[string]string
 }
 
 // Gateway is the MCP gateway.
@@ -85,6 +91,7 @@ type Gateway struct {
 	url      string
 	audience string
 	stages   []Stage
+	vet      func(context.Context, string, []*mcp.Tool) map[string]string
 	roots    *x509bundle.Bundle
 
 	ups     map[string]*upstream
@@ -126,7 +133,7 @@ func New(o Options) (*Gateway, error) {
 		sessions: newSessions(), jwts: newJWTCache(),
 	}
 	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
-	g.stages = o.Stages
+	g.stages, g.vet = o.Stages, o.Vet
 	if g.stages == nil {
 		g.stages = DefaultStages()
 	}
@@ -190,6 +197,17 @@ func (g *Gateway) Start(ctx context.Context) {
 	}
 }
 
+func (g *Gateway) ctxOrBackground() context.Context {
+	if g.ctx != nil {
+		return g.ctx
+	}
+	return context.Background()
+}
+
+// Revet asks Vet again about every upstream's tools, e.g. after an operator
+// approved a changed tool.
+func (g *Gateway) Revet() { g.syncCatalog() }
+
 // Close disconnects the upstreams (killing stdio servers) and ends sessions.
 func (g *Gateway) Close() {
 	if g.cancel != nil {
@@ -248,11 +266,11 @@ func (g *Gateway) syncCatalog() {
 	for _, name := range g.order {
 		u := g.ups[name]
 		o := &offer{}
-		u.mu.RLock()
-		for _, t := range u.tools {
+		for _, t := range u.vetted(g.ctxOrBackground()) {
 			cat[t.ID] = t
 			o.tools = append(o.tools, t)
 		}
+		u.mu.RLock()
 		for _, r := range u.resources {
 			o.resources = append(o.resources, served[*mcp.Resource]{name, r})
 		}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/identity"
 )
 
@@ -290,5 +292,43 @@ func TestPerSessionUpstreams(t *testing.T) {
 	b2 := call(t, two, "payments.get_balance", `{}`).Content[0].(*mcp.TextContent).Text
 	if b1 == b2 {
 		t.Fatalf("two sessions share one process: balances %q and %q", b1, b2)
+	}
+}
+
+// A tool the Vet hook holds back is neither listed nor callable, with the
+// reason; once the verdict changes (an operator approved it), Revet
+// serves it again.
+func TestQuarantinedTools(t *testing.T) {
+	var mu sync.Mutex
+	held := map[string]string{"read_file": "its description changed since it was pinned"}
+	e := startWith(t, demoUpstreams(t), func(o *gateway.Options) {
+		o.Vet = func(_ contextT, server string, tools []*mcp.Tool) map[string]string {
+			mu.Lock()
+			defer mu.Unlock()
+			if server != "files" {
+				return nil
+			}
+			return maps.Clone(held)
+		}
+	})
+	a := e.agent(t, "a")
+	_, tok := e.grantFor(t, a, taskScope, 20)
+	cs, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(toolNames(t, cs), "files.read_file") {
+		t.Fatal("a quarantined tool is listed")
+	}
+	r := call(t, cs, "files.read_file", `{"path": "/finance/ledger.csv"}`)
+	if got := decision(t, r); got != gateway.CodeQuarantined || !strings.Contains(metaString(r), "pinned") {
+		t.Fatalf("call to a quarantined tool: %q %s", got, metaString(r))
+	}
+	mu.Lock()
+	delete(held, "read_file")
+	mu.Unlock()
+	e.gw.Revet()
+	if r := call(t, cs, "files.read_file", `{"path": "/finance/ledger.csv"}`); r.IsError {
+		t.Fatalf("approved tool still refused: %v", r.Content)
 	}
 }

@@ -96,6 +96,17 @@ func stdioUpstream(name string, crash bool) *config.StdioUpstream {
 
 func start(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway)) *env {
 	t.Helper()
+	return startOpts(t, ups, mutate, nil)
+}
+
+// startWith starts a gateway whose Options opt adjusts (hooks).
+func startWith(t testing.TB, ups []config.Upstream, opt func(*gateway.Options)) *env {
+	t.Helper()
+	return startOpts(t, ups, nil, opt)
+}
+
+func startOpts(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway), opt func(*gateway.Options)) *env {
+	t.Helper()
 	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
 	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org"}); err != nil {
 		t.Fatal(err)
@@ -127,7 +138,7 @@ func start(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway)) *e
 	if _, err := d.Policy.Apply(ctx, "test.cedar", []byte(testPolicy), policy.Meta{By: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	gw, err := d.NewGateway(nil)
+	gw, err := d.NewGatewayWith(nil, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

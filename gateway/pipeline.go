@@ -69,6 +69,7 @@ type Stage struct {
 func DefaultStages() []Stage {
 	return []Stage{
 		{Name: "authenticate", Run: stageAuthenticate},
+		{Name: "quarantine", Run: stageQuarantine},
 		{Name: "authorize", Run: stageAuthorize},
 		{Name: "upstream", Run: stageUpstream},
 		{Name: "taint", Run: stageTaint},
@@ -84,6 +85,18 @@ func stageAuthenticate(c *Call) *Denial {
 	if _, err := c.g.verify.Lookup(c.Caller.ID, identity.RoleAgent); err != nil {
 		code := string(identity.CodeOf(err))
 		return &Denial{Code: code, Message: err.Error(), Reasons: []authz.Reason{{Source: "identity", Code: code, Message: err.Error()}}}
+	}
+	return nil
+}
+
+// CodeQuarantined refuses a call to a tool held back by Vet.
+const CodeQuarantined = "tool_quarantined"
+
+// stageQuarantine refuses a tool held back until an operator approves it
+// (changed since it was pinned, new, or poisoned).
+func stageQuarantine(c *Call) *Denial {
+	if c.Tool.Quarantine != "" {
+		return &Denial{Code: CodeQuarantined, Message: c.Tool.Quarantine}
 	}
 	return nil
 }
@@ -301,7 +314,7 @@ func (g *Gateway) filterList(upstream string, next mcp.MethodHandler) mcp.Method
 		case *mcp.ListToolsResult:
 			r.Tools = filter(r.Tools, func(mt *mcp.Tool) bool {
 				t, ok := g.tool(servedID(upstream, mt.Name))
-				return ok && v.may(ctx, policy.Call, t.ID, t.Policy())
+				return ok && t.Quarantine == "" && v.may(ctx, policy.Call, t.ID, t.Policy())
 			})
 		case *mcp.ListResourcesResult:
 			r.Resources = filter(r.Resources, func(mr *mcp.Resource) bool {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -364,6 +365,29 @@ func (u *upstream) listTools(ctx context.Context, cs *mcp.ClientSession) ([]*Too
 		out = append(out, &Tool{ID: toolID(u.cfg.Name, t.Name), Server: u.cfg.Name, Name: t.Name, Labels: labelsFor(u.cfg, t), Upstream: t})
 	}
 	return out, nil
+}
+
+// vetted returns the upstream's tools with the quarantine verdicts of the
+// gateway's Vet hook applied (fresh copies: a verdict can change).
+func (u *upstream) vetted(ctx context.Context) []*Tool {
+	u.mu.RLock()
+	tools := slices.Clone(u.tools)
+	u.mu.RUnlock()
+	if u.g.vet == nil || len(tools) == 0 {
+		return tools
+	}
+	listed := make([]*mcp.Tool, len(tools))
+	for i, t := range tools {
+		listed[i] = t.Upstream
+	}
+	verdicts := u.g.vet(ctx, u.cfg.Name, listed)
+	out := make([]*Tool, len(tools))
+	for i, t := range tools {
+		c := *t
+		c.Quarantine = verdicts[t.Name]
+		out[i] = &c
+	}
+	return out
 }
 
 // sessionFor returns the client session a call of agent session st goes

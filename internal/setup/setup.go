@@ -384,6 +384,12 @@ const GatewayCertTTL = 24 * time.Hour
 // NewGateway builds the MCP gateway over this deployment (not yet
 // connected: call Start). launch may be nil (plain processes).
 func (d *Deployment) NewGateway(launch gateway.Launcher) (*gateway.Gateway, error) {
+	return d.NewGatewayWith(launch, nil)
+}
+
+// NewGatewayWith is NewGateway with a last word on the gateway's options
+// (the hooks other parts plug in: Vet, Stages).
+func (d *Deployment) NewGatewayWith(launch gateway.Launcher, opt func(*gateway.Options)) (*gateway.Gateway, error) {
 	host, _ := os.Hostname()
 	id, err := identity.NewID(d.Config.TrustDomainID(), identity.RoleGateway, identity.ServiceName(host))
 	if err != nil {
@@ -395,11 +401,15 @@ func (d *Deployment) NewGateway(launch gateway.Launcher) (*gateway.Gateway, erro
 			ips = append(ips, ip)
 		}
 	}
-	gw, err := gateway.New(gateway.Options{
+	o := gateway.Options{
 		Config: d.Config.Gateway, Identity: d.Identity.Verifier(), Grants: d.Grants, Authz: d.Authz, Policy: d.Policy,
 		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch,
 		Certs: identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
-	})
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	gw, err := gateway.New(o)
 	if err != nil {
 		return nil, err
 	}
