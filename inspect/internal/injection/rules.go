@@ -86,13 +86,18 @@ type RuleSet struct {
 	variant  [][2]int // stem tag - len(rules) -> (rule, variant)
 }
 
+// wordHash is the trigger-word hash: a rotate-xor over the word's bytes
+// (no multiplication in the per-byte chain), finished with one multiply.
+// candidates computes the same value inline.
 func wordHash(w string) uint64 {
-	var h uint64 = fnvOffset ^ seedWord
-	for _, r := range w {
-		h = (h ^ uint64(r)) * fnvPrime
+	var h uint64 = seedWord
+	for i := 0; i < len(w); i++ {
+		h = bits.RotateLeft64(h, 7) ^ uint64(w[i])
 	}
-	return h
+	return finishWord(h)
 }
+
+func finishWord(h uint64) uint64 { return (h ^ h>>29) * golden }
 
 // DefaultRules returns the built-in attack shapes. The patterns are written
 // for this project from the published descriptions of attack families
@@ -355,13 +360,14 @@ func (t *triggers) add(rule, pos int, stem bool) {
 
 // candidates finds the trigger words of every rule in s.
 func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
-	var h uint64 = fnvOffset ^ seedWord
+	var h uint64 = seedWord
 	in := false
 	ascii = true
 	start := 0
 	var prevH uint64
 	run, runStart, lastEnd := 0, 0, 0
 	flush := func(end int) {
+		h := finishWord(h)
 		if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
 			// One-letter words (%s, a) and numbers (tables of zeros) repeat
 			// in ordinary text.
@@ -402,13 +408,13 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 			if !in {
 				start = i
 			}
-			h = (h ^ uint64(c)) * fnvPrime
+			h = bits.RotateLeft64(h, 7) ^ uint64(c)
 			in = true
 			continue
 		}
 		if in {
 			flush(i)
-			h = fnvOffset ^ seedWord
+			h = seedWord
 			in = false
 		}
 	}
@@ -547,6 +553,16 @@ func fakeDialogue() func(s string) [][2]int {
 		n, first, last, switches := 0, -1, 0, 0
 		prev := ""
 		for i := 0; i < len(s); i++ {
+			if s[i] != ':' && s[i] != 0xEF { // jump to the next ':' or fullwidth-form lead byte
+				k := strings.IndexByte(s[i:], ':')
+				if e := strings.IndexByte(s[i:], 0xEF); e >= 0 && (k < 0 || e < k) {
+					k = e
+				}
+				if k < 0 {
+					break
+				}
+				i += k
+			}
 			var colonLen int
 			switch {
 			case s[i] == ':':
@@ -626,7 +642,8 @@ func words(s string, fn func(start, end int) bool) {
 // pigLatin flags text most of whose words end in "ay" (at least 4 words).
 // Only the first 400 words are looked at.
 func pigLatin(s string) [][2]int {
-	if strings.Count(s, "ay ") < 4 {
+	// Most words must end in "ay": count before walking the words.
+	if ay := strings.Count(s, "ay "); ay < 4 || ay*3 < strings.Count(s, " ") {
 		return nil
 	}
 	n, ay, first, last := 0, 0, -1, 0

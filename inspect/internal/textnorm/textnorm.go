@@ -141,24 +141,21 @@ func (n *Normalizer) NormalizeUnmapped(s string) Text { return n.normalize(s, fa
 func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
-	// One pass for plain ASCII: lower-case into a new buffer, bail out to
-	// the full path at the first byte that needs more.
-	var b []byte
+	// Plain printable ASCII (with tabs and newlines) only needs lower case.
+	upper := false
 	for i := 0; i < len(s); i++ {
-		c := n.lower[s[i]]
-		if c == 0 { // non-ASCII or a control character
+		c := s[i]
+		if c >= 0x7f || c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
 			return n.slow(s, track)
 		}
-		if c != s[i] && b == nil {
-			b = make([]byte, len(s))
-			copy(b, s[:i])
-		}
-		if b != nil {
-			b[i] = c
-		}
+		upper = upper || 'A' <= c && c <= 'Z'
 	}
-	if b == nil {
+	if !upper {
 		return Text{S: s, identity: true}
+	}
+	b := make([]byte, len(s))
+	for i := 0; i < len(s); i++ {
+		b[i] = n.lower[s[i]]
 	}
 	return Text{S: string(b), identity: true}
 }
