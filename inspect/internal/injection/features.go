@@ -103,7 +103,7 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 	n := 0         // characters seen in the stream
 	prevSpace := true
 	var lastPunct rune // runs of one punctuation character count once
-	word := uint64(fnvOffset ^ seedWord)
+	word := uint64(seedWord)
 	inWord := false
 	var prevWord uint64
 	havePrev := false
@@ -134,12 +134,12 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 		}
 		// Separator.
 		if inWord {
-			dst = append(dst, bucket(word, shift))
+			dst = append(dst, bucket(finishWord(word), shift))
 			if havePrev {
-				dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift))
+				dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^finishWord(word)^seedBigram, shift))
 			}
-			prevWord, havePrev = word, true
-			word = fnvOffset ^ seedWord
+			prevWord, havePrev = finishWord(word), true
+			word = seedWord
 			inWord = false
 		}
 		if !prevSpace {
@@ -160,7 +160,7 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 		continue
 	wordRune:
 		lastPunct = 0
-		word = (word ^ uint64(r)) * fnvPrime
+		word = bits.RotateLeft64(word, 7) ^ uint64(r)
 		inWord = true
 		prevSpace = false
 		reg = reg<<16 | uint64(fold16(r))
@@ -179,9 +179,9 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 		}
 	}
 	if inWord {
-		dst = append(dst, bucket(word, shift))
+		dst = append(dst, bucket(finishWord(word), shift))
 		if havePrev {
-			dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift))
+			dst = append(dst, bucket(bits.RotateLeft64(prevWord, 17)^finishWord(word)^seedBigram, shift))
 		}
 	}
 	return dst
@@ -197,7 +197,7 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 	n := 0         // characters seen in the stream
 	prevSpace := true
 	var lastPunct rune // runs of one punctuation character count once
-	word := uint64(fnvOffset ^ seedWord)
+	word := uint64(seedWord)
 	inWord := false
 	var prevWord uint64
 	havePrev := false
@@ -228,14 +228,14 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 		}
 		// Separator.
 		if inWord {
-			sum += int64(w[bucket(word, shift)&mask])
+			sum += int64(w[bucket(finishWord(word), shift)&mask])
 			count++
 			if havePrev {
-				sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift)&mask])
+				sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^finishWord(word)^seedBigram, shift)&mask])
 				count++
 			}
-			prevWord, havePrev = word, true
-			word = fnvOffset ^ seedWord
+			prevWord, havePrev = finishWord(word), true
+			word = seedWord
 			inWord = false
 		}
 		if !prevSpace {
@@ -258,7 +258,7 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 		continue
 	wordRune:
 		lastPunct = 0
-		word = (word ^ uint64(r)) * fnvPrime
+		word = bits.RotateLeft64(word, 7) ^ uint64(r)
 		inWord = true
 		prevSpace = false
 		reg = reg<<16 | uint64(fold16(r))
@@ -280,10 +280,10 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 		}
 	}
 	if inWord {
-		sum += int64(w[bucket(word, shift)&mask])
+		sum += int64(w[bucket(finishWord(word), shift)&mask])
 		count++
 		if havePrev {
-			sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^word^seedBigram, shift)&mask])
+			sum += int64(w[bucket(bits.RotateLeft64(prevWord, 17)^finishWord(word)^seedBigram, shift)&mask])
 			count++
 		}
 	}
