@@ -151,7 +151,7 @@ func HeldOutModules() []Module {
 // Locale domains (gettext catalogs of Debian packages, /usr/share/locale):
 // program messages in many languages. Train and held-out sets are disjoint.
 func TrainLocaleDomains() []string {
-	return []string{"glib20", "gtk20", "apt", "libapt-pkg6.0", "PackageKit", "appstream", "Linux-PAM", "shared-mime-info", "software-properties", "gstreamer-1.0"}
+	return []string{"glib20", "gtk20", "gtk20-properties", "apt", "libapt-pkg6.0", "PackageKit", "appstream", "Linux-PAM", "shared-mime-info", "software-properties", "gstreamer-1.0"}
 }
 
 // HeldOutLocaleDomains are read only for measuring false positives.
