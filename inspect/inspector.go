@@ -14,7 +14,7 @@ import (
 // HighConfidence is the injection score from which the Advanced tier's
 // action applies; findings between the detector's threshold and this score
 // are logged (and the session is tainted all the same). On the held-out
-// ordinary text of docs/inspect.md 0.2% of pieces score this high.
+// ordinary text of docs/inspect.md 0.1% of pieces score this high.
 const HighConfidence = 0.9
 
 // Inspector is what the gateway calls: CheckOutbound on a tool call's
