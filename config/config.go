@@ -39,6 +39,7 @@ type Config struct {
 	Inspect      Inspect      `yaml:"inspect,omitempty"`
 	Sandbox      Sandbox      `yaml:"sandbox,omitempty"`
 	Gateway      Gateway      `yaml:"gateway"`
+	Memory       Memory       `yaml:"memory,omitempty"`
 }
 
 // ControlPlane configures the control-plane API server.
@@ -81,6 +82,9 @@ func Default(trustDomain string, t tier.Tier) *Config {
 			AdminSVIDTTL: 30 * 24 * time.Hour,
 		},
 		Events: Events{JSONL: "events.jsonl"},
+		// Warden's own memory server is served through the gateway from
+		// the start; agents reach its tools as memory.<tool>.
+		Gateway: Gateway{Upstreams: []Upstream{{Name: "memory", Builtin: "memory"}}},
 	}
 	c.applyDefaults()
 	return c
@@ -161,7 +165,7 @@ func (c *Config) Validate() error {
 	if id.AdminSVIDTTL <= 0 || id.AdminSVIDTTL > 90*24*time.Hour {
 		errs = append(errs, fmt.Errorf("identity.admin_svid_ttl %v: want more than 0 and at most 2160h (90 days)", id.AdminSVIDTTL))
 	}
-	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate(), c.Gateway.validate(c.Sandbox))
+	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate(), c.Gateway.validate(c.Sandbox), c.Memory.validate(c.Tier))
 	return errors.Join(errs...)
 }
 

@@ -27,14 +27,17 @@ type Gateway struct {
 	Upstreams []Upstream `yaml:"upstreams,omitempty"`
 }
 
-// Upstream is one MCP server behind the gateway. Exactly one of Stdio, HTTP
-// and SSE is set.
+// Upstream is one MCP server behind the gateway. Exactly one of Stdio,
+// HTTP, SSE and Builtin is set.
 type Upstream struct {
 	// Name is the server part of its tools' ids (server.tool).
 	Name  string         `yaml:"name"`
 	Stdio *StdioUpstream `yaml:"stdio,omitempty"`
 	HTTP  *HTTPUpstream  `yaml:"http,omitempty"`
 	SSE   *HTTPUpstream  `yaml:"sse,omitempty"`
+	// Builtin names a server Warden runs in process: "memory" (Warden's
+	// provenance-signed memory).
+	Builtin string `yaml:"builtin,omitempty"`
 	// Tools sets the risk labels of each tool by name: reads, writes,
 	// egress, destructive, untrusted_output. A tool not listed here, or
 	// listed with none, carries all five; annotations the server declares
@@ -76,7 +79,26 @@ var (
 	riskLabels     = map[string]bool{"reads": true, "writes": true, "egress": true, "destructive": true, "untrusted_output": true}
 )
 
+// memoryLabels are the risk labels of the builtin memory server's tools
+// unless the operator sets others. Its reads are not labelled
+// untrusted_output: the server itself says which entries it served were
+// written by untrusted sessions, and only those taint.
+var memoryLabels = map[string][]string{
+	"read_graph": {"reads"}, "search_nodes": {"reads"}, "open_nodes": {"reads"},
+	"create_entities": {"writes"}, "create_relations": {"writes"}, "add_observations": {"writes"},
+	"delete_entities": {"writes", "destructive"}, "delete_observations": {"writes", "destructive"}, "delete_relations": {"writes", "destructive"},
+}
+
 func (g *Gateway) applyDefaults() {
+	for i := range g.Upstreams {
+		u := &g.Upstreams[i]
+		if u.Builtin == "memory" && u.Tools == nil {
+			u.Tools = map[string][]string{}
+			for t, l := range memoryLabels {
+				u.Tools[t] = append([]string(nil), l...)
+			}
+		}
+	}
 	if g.Listen == "" {
 		g.Listen = DefaultGatewayListen
 	}
@@ -110,13 +132,13 @@ func (g Gateway) validate(sb Sandbox) error {
 		}
 		seen[u.Name] = true
 		n := 0
-		for _, set := range []bool{u.Stdio != nil, u.HTTP != nil, u.SSE != nil} {
+		for _, set := range []bool{u.Stdio != nil, u.HTTP != nil, u.SSE != nil, u.Builtin != ""} {
 			if set {
 				n++
 			}
 		}
 		if n != 1 {
-			errs = append(errs, fmt.Errorf("%s: set exactly one of stdio, http and sse", where))
+			errs = append(errs, fmt.Errorf("%s: set exactly one of stdio, http, sse and builtin", where))
 			continue
 		}
 		switch {
@@ -133,6 +155,8 @@ func (g Gateway) validate(sb Sandbox) error {
 			errs = append(errs, checkUpstreamURL(where+" http.url", u.HTTP.URL))
 		case u.SSE != nil:
 			errs = append(errs, checkUpstreamURL(where+" sse.url", u.SSE.URL))
+		case u.Builtin != "memory":
+			errs = append(errs, fmt.Errorf("%s: unknown builtin %q (have: memory)", where, u.Builtin))
 		}
 		if u.CallTimeout < 0 {
 			errs = append(errs, fmt.Errorf("%s: call_timeout must be positive", where))

@@ -68,6 +68,11 @@ type Options struct {
 	// Stages, when set, replace the default pipeline (tests; later issues
 	// add inspection stages).
 	Stages []Stage
+	// Builtin returns the in-process server of a builtin upstream (the
+	// memory server). Calls to it carry the caller's context in
+	// _meta[MetaCaller]; its results may name, in _meta[MetaTaint], the
+	// untrusted content they carried, which taints the session.
+	Builtin func(name string) (*mcp.Server, error)
 	// Vet, when set, is asked about every tool an upstream lists, each time
 	// it lists them (at start, on list_changed, on a re-list): it returns,
 	// by tool name, why a tool must be held back (quarantined). Pinning and
@@ -92,6 +97,7 @@ type Gateway struct {
 	audience string
 	stages   []Stage
 	vet      func(context.Context, string, []*mcp.Tool) map[string]string
+	builtin  func(string) (*mcp.Server, error)
 	roots    *x509bundle.Bundle
 
 	ups     map[string]*upstream
@@ -133,7 +139,7 @@ func New(o Options) (*Gateway, error) {
 		sessions: newSessions(), jwts: newJWTCache(),
 	}
 	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
-	g.stages, g.vet = o.Stages, o.Vet
+	g.stages, g.vet, g.builtin = o.Stages, o.Vet, o.Builtin
 	if g.stages == nil {
 		g.stages = DefaultStages()
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -149,6 +150,11 @@ func stageUpstream(c *Call) *Denial {
 	defer untrack()
 
 	params := &mcp.CallToolParams{Name: c.Tool.Name, Arguments: c.Args}
+	if u.cfg.Builtin != "" {
+		// Only a server Warden runs in process gets the caller's context;
+		// the agent's own _meta is never forwarded anywhere.
+		params.Meta = mcp.Meta{MetaCaller: c.callerContext()}
+	}
 	if tok := c.req.Params.GetProgressToken(); tok != nil {
 		fwd := "warden-" + randomKey()
 		c.g.progress.Store(fwd, progressRoute{ss: c.req.Session, token: tok})
@@ -195,16 +201,58 @@ func (c *Call) upstreamFailed(code, msg string) *Denial {
 }
 
 // stageTaint marks the session tainted when it ingests the output of a tool
-// labelled untrusted_output: from now on, policy sees session.tainted.
+// labelled untrusted_output, or untrusted content a builtin server says its
+// result carried (an untrusted memory entry): from now on, policy sees
+// session.tainted, and memory writes from the session are untrusted.
 func stageTaint(c *Call) *Denial {
-	if c.Result != nil && c.Tool.HasLabel(policy.LabelUntrustedOutput) {
+	if c.Result == nil {
+		return nil
+	}
+	var sources []string
+	if c.Tool.HasLabel(policy.LabelUntrustedOutput) {
+		sources = append(sources, c.Tool.ID+"#"+c.id)
+	}
+	if c.g.ups[c.Tool.Server].cfg.Builtin != "" {
+		if ids, ok := c.Result.Meta[MetaTaint].([]any); ok {
+			for _, id := range ids {
+				if s, ok := id.(string); ok && len(s) < 1024 {
+					sources = append(sources, s)
+				}
+			}
+		}
+		delete(c.Result.Meta, MetaTaint) // Warden's bookkeeping, not the agent's
+	}
+	if len(sources) > 0 {
 		c.session.mu.Lock()
-		if len(c.session.taint) < 256 {
-			c.session.taint = append(c.session.taint, c.Tool.ID+"#"+c.id)
+		for _, s := range sources {
+			if len(c.session.taint) < 256 && !slices.Contains(c.session.taint, s) {
+				c.session.taint = append(c.session.taint, s)
+			}
 		}
 		c.session.mu.Unlock()
 	}
 	return nil
+}
+
+// The in-process protocol with builtin upstreams (see Options.Builtin).
+const (
+	MetaCaller = "warden.dev/caller"
+	MetaTaint  = "warden.dev/taint"
+)
+
+// callerContext is what a builtin server learns of the caller.
+func (c *Call) callerContext() map[string]any {
+	m := map[string]any{"agent": c.Caller.ID.String(), "name": c.Caller.Name, "task": c.Decision.Task,
+		"session": c.session.id, "call": c.id}
+	if r := c.Caller.Record; r != nil {
+		m["owner"], m["model"], m["tier"] = r.Owner, r.Model, r.Tier.String()
+	}
+	c.session.mu.Lock()
+	if len(c.session.taint) > 0 {
+		m["sources"] = append([]string(nil), c.session.taint...)
+	}
+	c.session.mu.Unlock()
+	return m
 }
 
 // progressRoute maps a progress token the gateway sent upstream back to the

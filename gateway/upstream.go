@@ -178,6 +178,19 @@ func (u *upstream) connect(ctx context.Context) (*conn, error) {
 		t = &mcp.StreamableClientTransport{Endpoint: u.cfg.HTTP.URL, HTTPClient: headerClient(u.cfg.HTTP.Headers), MaxRetries: 1}
 	case u.cfg.SSE != nil:
 		t = &mcp.SSEClientTransport{Endpoint: u.cfg.SSE.URL, HTTPClient: headerClient(u.cfg.SSE.Headers)}
+	case u.cfg.Builtin != "":
+		if u.g.builtin == nil {
+			return nil, fmt.Errorf("builtin upstream %s is not available in this gateway", u.cfg.Builtin)
+		}
+		srv, err := u.g.builtin(u.cfg.Builtin)
+		if err != nil {
+			return nil, fmt.Errorf("starting builtin %s: %w", u.cfg.Builtin, err)
+		}
+		client, server := mcp.NewInMemoryTransports()
+		if _, err := srv.Connect(ctx, server, nil); err != nil {
+			return nil, fmt.Errorf("starting builtin %s: %w", u.cfg.Builtin, err)
+		}
+		t = client
 	default:
 		return nil, errors.New("upstream has no transport")
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/internal/keyfile"
+	"github.com/warden-run/warden/memory"
 	"github.com/warden-run/warden/policy"
 	"github.com/warden-run/warden/store"
 	"github.com/warden-run/warden/tier"
@@ -225,8 +226,12 @@ type Deployment struct {
 	Policy   *policy.Store
 	Authz    *authz.Point
 	Audit    *audit.Log // the record of every event; Events is it
-	Events   events.Sink
-	Log      *slog.Logger
+	// MemoryStore and Memory are Warden's memory: its signed entries and
+	// the MCP server the gateway serves as the builtin upstream "memory".
+	MemoryStore *memory.Store
+	Memory      *memory.Server
+	Events      events.Sink
+	Log         *slog.Logger
 
 	closers []func() error
 }
@@ -341,6 +346,9 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 			d.Audit.RequireSync()
 		}
 	})
+	if err := d.openMemory(ctx); err != nil {
+		return nil, err
+	}
 	agents, err := d.Identity.List(ctx, identity.RoleAgent)
 	if err != nil {
 		return nil, err
@@ -403,7 +411,7 @@ func (d *Deployment) NewGatewayWith(launch gateway.Launcher, opt func(*gateway.O
 	}
 	o := gateway.Options{
 		Config: d.Config.Gateway, Identity: d.Identity.Verifier(), Grants: d.Grants, Authz: d.Authz, Policy: d.Policy,
-		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch,
+		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch, Builtin: d.builtin,
 		Certs: identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
 	}
 	if opt != nil {
