@@ -2,6 +2,8 @@ package supply
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -55,3 +57,7 @@ func listStdio(t *testing.T, s *config.StdioUpstream) []*mcp.Tool {
 	}
 	return out
 }
+
+func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o644) }
+
+func jsonRaw(s string) json.RawMessage { return json.RawMessage(s) }
