@@ -38,6 +38,7 @@ type Config struct {
 	Audit        Audit        `yaml:"audit,omitempty"`
 	Inspect      Inspect      `yaml:"inspect,omitempty"`
 	Sandbox      Sandbox      `yaml:"sandbox,omitempty"`
+	Supply       Supply       `yaml:"supply,omitempty"`
 	Gateway      Gateway      `yaml:"gateway"`
 	Memory       Memory       `yaml:"memory,omitempty"`
 }
@@ -165,7 +166,7 @@ func (c *Config) Validate() error {
 	if id.AdminSVIDTTL <= 0 || id.AdminSVIDTTL > 90*24*time.Hour {
 		errs = append(errs, fmt.Errorf("identity.admin_svid_ttl %v: want more than 0 and at most 2160h (90 days)", id.AdminSVIDTTL))
 	}
-	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate(), c.Gateway.validate(c.Sandbox), c.Memory.validate(c.Tier))
+	errs = append(errs, c.Audit.validate(c.Tier), c.Inspect.validate(), c.Sandbox.validate(), c.Supply.validate(), c.Gateway.validate(c.Sandbox), c.Memory.validate(c.Tier))
 	return errors.Join(errs...)
 }
 
