@@ -220,7 +220,12 @@ func (i *Inspector) CheckOutbound(ctx context.Context, c Outbound) Result {
 		c.Budget.Release(total) // not forwarded: give the bytes back
 	}
 	if r.Action == tier.ActionRedact {
-		r.RedactedArgs = redactArgs(c.Args, r.Findings)
+		var ok bool
+		if r.RedactedArgs, ok = redactArgs(c.Args, r.Findings); !ok {
+			// Fail closed: what cannot be redacted is not sent.
+			r.Action, r.RedactedArgs = tier.ActionBlock, nil
+			r.Rule, r.Reason = "redaction_failed", "a value that must be redacted could not be (a map key, or arguments that are not JSON); the call is blocked instead"
+		}
 	}
 	return r
 }
@@ -315,15 +320,17 @@ func redactSpans(s string, spans []Span, marker string) string {
 }
 
 // redactArgs returns a copy of the arguments with the findings' spans of
-// each string leaf masked. Arguments it cannot rebuild are returned as nil
-// (the caller then blocks).
-func redactArgs(v any, fs []Finding) any {
+// each string leaf masked, and whether every span to redact was applied
+// (false for spans in map keys, in JSON nested inside a string, or in
+// arguments it cannot rebuild: the caller then blocks).
+func redactArgs(v any, fs []Finding) (any, bool) {
 	byPath := map[string][]Span{}
 	for _, f := range fs {
 		if f.Action == tier.ActionRedact && f.Path != "" && f.End > f.Start {
 			byPath[f.Path] = append(byPath[f.Path], Span{Start: f.Start, End: f.End})
 		}
 	}
+	applied := 0
 	var walk func(v any, path string) any
 	walk = func(v any, path string) any {
 		switch x := v.(type) {
@@ -341,6 +348,7 @@ func redactArgs(v any, fs []Finding) any {
 			return a
 		case string:
 			if sp := byPath[path]; len(sp) > 0 {
+				applied++
 				return redactSpans(x, sp, "[REDACTED]")
 			}
 			return x
@@ -348,19 +356,24 @@ func redactArgs(v any, fs []Finding) any {
 			return x
 		}
 	}
-	switch v.(type) {
+	var out any
+	switch x := v.(type) {
 	case map[string]any, []any, string:
-		return walk(v, "$")
-	}
-	var decoded any
-	if b, ok := v.(json.RawMessage); ok {
-		v = []byte(b)
-	}
-	if b, ok := v.([]byte); ok {
-		if dec(string(b), &decoded) != nil {
-			return nil
+		out = walk(v, "$")
+	case json.RawMessage, []byte:
+		var b []byte
+		if r, ok := x.(json.RawMessage); ok {
+			b = r
+		} else {
+			b = x.([]byte)
 		}
-		return walk(decoded, "$")
+		var decoded any
+		if dec(string(b), &decoded) != nil {
+			return nil, false
+		}
+		out = walk(decoded, "$")
+	default:
+		return nil, false
 	}
-	return nil
+	return out, applied == len(byPath)
 }

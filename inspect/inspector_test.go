@@ -52,6 +52,25 @@ func TestOutboundSecretActionFollowsTier(t *testing.T) {
 	}
 }
 
+func TestRedactionThatCannotApplyBlocks(t *testing.T) {
+	i := newInspector(t, tier.Advanced, config.Inspect{})
+	// The token is a map key: there is no value to mask, so the call is blocked.
+	r := i.CheckOutbound(context.Background(), Outbound{Tool: "kv.put", Labels: []string{LabelWrites},
+		Args: map[string]any{"entries": map[string]any{ghToken: "x"}}})
+	if !r.Blocked() || r.Rule != "redaction_failed" {
+		t.Fatalf("want a block for an unredactable secret, got %+v", r)
+	}
+	// Raw JSON arguments are redacted like decoded ones.
+	r = i.CheckOutbound(context.Background(), Outbound{Tool: "kv.put", Labels: []string{LabelWrites},
+		Args: json.RawMessage(`{"v":"token ` + ghToken + `"}`)})
+	if r.Action != tier.ActionRedact {
+		t.Fatalf("raw JSON: action %q (%+v)", r.Action, r.Findings)
+	}
+	if b, _ := json.Marshal(r.RedactedArgs); strings.Contains(string(b), ghToken) {
+		t.Errorf("raw JSON redaction left the token: %s", b)
+	}
+}
+
 func TestOutboundFailsClosedOnUnreadableArgs(t *testing.T) {
 	i := newInspector(t, tier.Advanced, config.Inspect{})
 	deep := strings.Repeat(`{"a":`, 200) + `"x"` + strings.Repeat(`}`, 200)
