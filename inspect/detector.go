@@ -269,8 +269,10 @@ func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 	cfg := d.an.Config()
 	i := start
 	for i < end {
+		// A sentence ends at a newline, or at . ! ? followed by a space (so
+		// that URLs and numbers stay whole).
 		j := i
-		for j < end && s[j] != '.' && s[j] != '\n' && s[j] != '!' && s[j] != '?' {
+		for j < end && s[j] != '\n' && !((s[j] == '.' || s[j] == '!' || s[j] == '?') && (j+1 == end || s[j+1] == ' ')) {
 			j++
 		}
 		if j < end {
