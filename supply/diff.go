@@ -198,6 +198,8 @@ func describeIdentity(id Identity) []string {
 	switch id.Transport {
 	case "stdio":
 		out = append(out, fmt.Sprintf("command: %s %s", id.Command, strings.Join(id.Args, " ")))
+	case "builtin":
+		out = append(out, "builtin: "+id.Builtin)
 	default:
 		out = append(out, fmt.Sprintf("%s: %s", id.Transport, id.URL))
 	}
@@ -230,8 +232,8 @@ func identityDiff(a, b Identity) (parts, detail []string) {
 		parts = append(parts, p)
 		detail = append(detail, d)
 	}
-	if a.Transport != b.Transport || a.URL != b.URL {
-		add("endpoint", fmt.Sprintf("%s %s -> %s %s", a.Transport, a.URL, b.Transport, b.URL))
+	if a.Transport != b.Transport || a.URL != b.URL || a.Builtin != b.Builtin {
+		add("endpoint", fmt.Sprintf("%s %s%s -> %s %s%s", a.Transport, a.URL, a.Builtin, b.Transport, b.URL, b.Builtin))
 	}
 	if a.Command != b.Command || strings.Join(a.Args, "\x00") != strings.Join(b.Args, "\x00") || a.Dir != b.Dir {
 		add("command", fmt.Sprintf("%s %s -> %s %s", a.Command, strings.Join(a.Args, " "), b.Command, strings.Join(b.Args, " ")))

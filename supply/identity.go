@@ -41,6 +41,8 @@ func IdentityOf(u config.Upstream) (*Identity, error) {
 		return &Identity{Transport: "http", URL: u.HTTP.URL}, nil
 	case u.SSE != nil:
 		return &Identity{Transport: "sse", URL: u.SSE.URL}, nil
+	case u.Builtin != "":
+		return &Identity{Transport: "builtin", Builtin: u.Builtin}, nil
 	case u.Stdio == nil:
 		return nil, errors.New("upstream has no transport")
 	}

@@ -63,10 +63,12 @@ type ToolLock struct {
 // Identity is what a server is: for stdio, its command line and digests of
 // what it runs; for HTTP and SSE, its URL.
 type Identity struct {
-	Transport string   `json:"transport"` // stdio, http or sse
-	Command   string   `json:"command,omitempty"`
-	Args      []string `json:"args,omitempty"`
-	Dir       string   `json:"dir,omitempty"`
+	Transport string `json:"transport"` // stdio, http, sse or builtin
+	// Builtin names a server Warden runs in process (its code is Warden's).
+	Builtin string   `json:"builtin,omitempty"`
+	Command string   `json:"command,omitempty"`
+	Args    []string `json:"args,omitempty"`
+	Dir     string   `json:"dir,omitempty"`
 	// EnvNames are the names of the variables the configuration sets (values
 	// may be secrets and are not recorded), except CodeEnv's.
 	EnvNames []string `json:"env_names,omitempty"`
@@ -304,8 +306,12 @@ func (id Identity) validate(where string) error {
 		if id.URL == "" {
 			return fmt.Errorf("%s: %s without a url", where, id.Transport)
 		}
+	case "builtin":
+		if id.Builtin == "" {
+			return fmt.Errorf("%s: builtin without a name", where)
+		}
 	default:
-		return fmt.Errorf("%s.transport %q: want stdio, http or sse", where, id.Transport)
+		return fmt.Errorf("%s.transport %q: want stdio, http, sse or builtin", where, id.Transport)
 	}
 	for i, f := range id.Files {
 		if !isDigest(f.SHA256) {

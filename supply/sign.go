@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/blake2b"
+
+	"github.com/warden-run/warden/config"
 )
 
 // SignatureCheck verifies a server's signature before launch.
@@ -122,4 +124,23 @@ func verifyMinisign(k *minisignKey, sigFile []byte, r io.Reader) error {
 		return errors.New("the trusted comment's signature does not verify")
 	}
 	return nil
+}
+
+// NewSignatureCheck builds the check a configuration names; relative paths
+// are in the data directory.
+func NewSignatureCheck(dir config.Dir, c config.SupplySignature) (SignatureCheck, error) {
+	art := c.Artifact
+	if art != "" && art != "npm" {
+		art = dir.Path(art)
+	}
+	switch {
+	case c.Minisign != nil:
+		if _, err := parseMinisignKey(c.Minisign.PublicKey); err != nil {
+			return nil, err
+		}
+		return Minisign{PublicKey: c.Minisign.PublicKey, Signature: dir.Path(c.Minisign.Signature), Artifact: art}, nil
+	case c.Sigstore != nil:
+		return newSigstoreCheck(dir, c.Sigstore, art)
+	}
+	return nil, errors.New("no signature configured")
 }

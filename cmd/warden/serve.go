@@ -79,12 +79,17 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 			if err != nil {
 				return err
 			}
-			gw, err := d.NewGateway(launch)
+			sup, err := d.NewSupply(launch) // pinned tools, description scanner, verified servers
+			if err != nil {
+				return err
+			}
+			gw, err := d.NewGatewayWith(sup.Launcher, sup.Apply)
 			if err != nil {
 				return err
 			}
 			defer gw.Close()
 			gw.Start(ctx)
+			go sup.Watch(ctx, gw)
 			log.Info("control plane listening", "url", "https://"+ln.Addr().String(), "trust_domain", d.Config.TrustDomain,
 				"tier", d.Config.Tier.String(), "operator_credential", d.Dir.Admin())
 			log.Info("gateway listening", "url", "https://"+gln.Addr().String()+"/mcp", "upstreams", len(d.Config.Gateway.Upstreams),
