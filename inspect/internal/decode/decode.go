@@ -123,9 +123,18 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 			continue
 		}
 		j := i
-		pct, hexOnly, b64 := 0, true, true
 		for j < n && d.tok[s[j]] {
-			cj := s[j]
+			j++
+		}
+		run := s[i:j]
+		// Most runs are words, too short for anything but URL escapes.
+		if len(run) < d.lim.MinLen && strings.IndexByte(run, '%') < 0 {
+			i = j
+			continue
+		}
+		pct, hexOnly, b64 := 0, true, true
+		for k := 0; k < len(run); k++ {
+			cj := run[k]
 			if cj == '%' {
 				pct++
 			}
@@ -135,9 +144,7 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 			if !isB64(cj) {
 				b64 = false
 			}
-			j++
 		}
-		run := s[i:j]
 		switch {
 		case pct >= 2 && strings.Count(run, "%") >= 2:
 			if t, ok := urlDecode(run); ok {
@@ -306,7 +313,7 @@ func (d *Decoder) rot13(s string) (string, bool) {
 	// Letter frequencies first: English is rich in e, t, a; its rot13 in
 	// r, g, n. Text that reads like English is not rot13.
 	var eta, rgn int
-	for i := 0; i < len(s) && i < 4096; i++ {
+	for i := 0; i < len(s) && i < 1024; i++ {
 		switch s[i] | 0x20 {
 		case 'e', 't', 'a':
 			eta++
