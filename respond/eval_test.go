@@ -72,9 +72,9 @@ func TestRules(t *testing.T) {
 			fires: 0,
 		},
 		{
-			name:  "event_count: groups are separate",
-			rule:  `{id: r, condition: 'reason != "allow"', correlation: {type: event_count, group-by: [agent], timespan: 1m, condition: {gte: 2}}}`,
-			evs:   []ev{deny(0, agentA, "x.y"), deny(s, agentB, "x.y"), deny(2*s, agentB, "x.y")},
+			name: "event_count: groups are separate",
+			rule: `{id: r, condition: 'reason != "allow"', correlation: {type: event_count, group-by: [agent], timespan: 1m, condition: {gte: 2}}}`,
+			evs:  []ev{deny(0, agentA, "x.y"), deny(s, agentB, "x.y"), deny(2*s, agentB, "x.y")},
 			check: func(t *testing.T, as []Alert) {
 				if len(as) != 1 || as[0].Agent != agentB {
 					t.Fatalf("alerts %+v", as)
@@ -88,9 +88,9 @@ func TestRules(t *testing.T) {
 			fires: 0,
 		},
 		{
-			name:  "event_count: group-by over two keys",
-			rule:  `{id: r, condition: 'reason != "allow"', correlation: {type: event_count, group-by: [agent, tool], timespan: 1m, condition: {gte: 2}}}`,
-			evs:   []ev{deny(0, agentA, "x.y"), deny(s, agentA, "x.z"), deny(2*s, agentA, "x.y")},
+			name: "event_count: group-by over two keys",
+			rule: `{id: r, condition: 'reason != "allow"', correlation: {type: event_count, group-by: [agent, tool], timespan: 1m, condition: {gte: 2}}}`,
+			evs:  []ev{deny(0, agentA, "x.y"), deny(s, agentA, "x.z"), deny(2*s, agentA, "x.y")},
 			check: func(t *testing.T, as []Alert) {
 				if len(as) != 1 || as[0].Key != "agent="+agentA+",tool=x.y" {
 					t.Fatalf("alerts %+v", as)

@@ -53,11 +53,11 @@ type RuleSpec struct {
 // new_value, Elastic's new_terms rule: a value not seen for the group
 // within the timespan).
 type CorrelationSpec struct {
-	Type      string          `yaml:"type"`
-	GroupBy   []string        `yaml:"group-by"` // CEL expressions; a plain field name is one
-	Timespan  string          `yaml:"timespan"`
-	Condition *ThresholdSpec  `yaml:"condition"`
-	Field     string          `yaml:"field"` // value_count, value_sum, new_value: CEL expression (may also sit in condition.field)
+	Type      string         `yaml:"type"`
+	GroupBy   []string       `yaml:"group-by"` // CEL expressions; a plain field name is one
+	Timespan  string         `yaml:"timespan"`
+	Condition *ThresholdSpec `yaml:"condition"`
+	Field     string         `yaml:"field"` // value_count, value_sum, new_value: CEL expression (may also sit in condition.field)
 }
 
 // ThresholdSpec is Sigma's condition block: one comparison, and for

@@ -238,12 +238,12 @@ type Alert struct {
 	Value float64   `json:"value,omitempty"`
 	Time  time.Time `json:"time"` // the completing event's time
 	// Trigger is the id of the event that completed the condition.
-	Trigger string `json:"trigger"`
-	Agent   string `json:"agent,omitempty"`
-	Task    string `json:"task,omitempty"`
-	Session string `json:"session,omitempty"`
-	Tool    string `json:"tool,omitempty"`
-	Grant   string `json:"grant,omitempty"`
+	Trigger string   `json:"trigger"`
+	Agent   string   `json:"agent,omitempty"`
+	Task    string   `json:"task,omitempty"`
+	Session string   `json:"session,omitempty"`
+	Tool    string   `json:"tool,omitempty"`
+	Grant   string   `json:"grant,omitempty"`
 	Actions []Action `json:"actions,omitempty"`
 
 	// received is when the engine took the completing event (monotonic):
