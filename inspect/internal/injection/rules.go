@@ -166,9 +166,9 @@ func DefaultRules() []Rule {
 			Triggers: strings.Fields("forget actually nevermind never instead"),
 			Pattern:  `\bforget\s+(?:about\s+)?(?:that|this|it|everything)\b|\bactually,?\s+(?:can|could|please|instead|i\s+want)\b|\bnever\s*mind\b|\binstead\s*\?`},
 		{ID: "response_steering", Reason: "tells the model what to put in its answer (indirect injection)",
-			Triggers: strings.Fields("your in to of when while at modify change alter update end begin start conclude include append prepend add integrate incorporate mention"), Window: 96,
+			Triggers: strings.Fields("your modify change alter update end begin start conclude include append prepend add integrate incorporate mention when while"), Window: 112,
 			Near:    strings.Fields("answer answers reply replies response responses output summary answering responding replying"),
-			Pattern: `\b(?:(?:in|to|of|at\s+the\s+(?:end|start|beginning)\s+of)\s+your\s+(?:answer|reply|response|output|summary)|(?:modify|change|alter|update|end|begin|start|conclude|append\s+to|prepend\s+to)\s+your\s+(?:answer|reply|response|output|summary)|(?:include|append|prepend|add|integrate|incorporate|mention)\b[^.\n]{0,80}\b(?:in|to|into|within|at\s+the\s+end\s+of)\s+your\s+(?:answer|reply|response|output|summary)|(?:when|while)\s+(?:answering|responding|replying))\b`},
+			Pattern: `\b(?:your\s+(?:answer|reply|response|output|summary)|(?:modify|change|alter|update|end|begin|start|conclude)\s+(?:your|the)\s+(?:answer|reply|response|output|summary)|(?:include|append|prepend|add|integrate|incorporate|mention)\b[^.\n]{0,80}\b(?:in|to|into|within|at\s+the\s+end\s+of)\s+your\s+(?:answer|reply|response|output|summary)|(?:when|while)\s+(?:answering|responding|replying))\b`},
 		{ID: "override_multilingual", Reason: "asks to ignore earlier instructions (non-English)", Strong: true,
 			Variants: multilingualVariants(), Window: 160},
 	}
