@@ -341,6 +341,20 @@ func dedupe(s []string) []string {
 // lock when the whole server is approved. It returns the changes it
 // approved. The update is atomic (see Store.Update).
 func Approve(store *Store, server, tool string, listed []*mcp.Tool, id *Identity) ([]Change, error) {
+	var approved []Change
+	_, _, err := store.Update(func(l *Lock) error {
+		var err error
+		approved, err = ApproveIn(l, server, tool, listed, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("approving %s: %w", server, err)
+	}
+	return approved, nil
+}
+
+// ApproveIn is Approve on a lock in memory.
+func ApproveIn(l *Lock, server, tool string, listed []*mcp.Tool, id *Identity) ([]Change, error) {
 	if !validServerName(server) {
 		return nil, fmt.Errorf("server name %q: lowercase letters, digits, '-' or '_'", server)
 	}
@@ -349,60 +363,52 @@ func Approve(store *Store, server, tool string, listed []*mcp.Tool, id *Identity
 			return nil, err
 		}
 	}
-	var approved []Change
-	_, _, err := store.Update(func(l *Lock) error {
-		changes, err := Diff(l, server, listed, id)
-		if err != nil {
-			return err
-		}
-		if tool != "" {
-			var keep []Change
-			for _, c := range changes {
-				if c.Tool == tool {
-					keep = append(keep, c)
-				}
-			}
-			if len(keep) == 0 {
-				found := false
-				for _, t := range listed {
-					found = found || t.Name == tool
-				}
-				if !found {
-					return fmt.Errorf("%s does not list a tool %q", server, tool)
-				}
-			}
-			changes = keep
-			if l.Servers[server] == nil && id == nil {
-				return fmt.Errorf("server %s is not in the lock yet: approve the whole server first", server)
-			}
-		}
-		sl := l.server(server)
-		if id != nil && tool == "" {
-			sl.Identity = *id
-		}
-		for _, c := range changes {
-			switch c.Kind {
-			case ChangeAdded, ChangeModified:
-				for _, t := range listed {
-					if t.Name == c.Tool {
-						s, err := SurfaceOf(t)
-						if err != nil {
-							return err
-						}
-						l.PinTool(server, s)
-					}
-				}
-			case ChangeRemoved:
-				if tool == "" {
-					delete(sl.Tools, c.Tool)
-				}
-			}
-		}
-		approved = changes
-		return nil
-	})
+	changes, err := Diff(l, server, listed, id)
 	if err != nil {
-		return nil, fmt.Errorf("approving %s: %w", server, err)
+		return nil, err
 	}
-	return approved, nil
+	if tool != "" {
+		var keep []Change
+		for _, c := range changes {
+			if c.Tool == tool {
+				keep = append(keep, c)
+			}
+		}
+		if len(keep) == 0 {
+			found := false
+			for _, t := range listed {
+				found = found || t.Name == tool
+			}
+			if !found {
+				return nil, fmt.Errorf("%s does not list a tool %q", server, tool)
+			}
+		}
+		changes = keep
+		if l.Servers[server] == nil {
+			return nil, fmt.Errorf("server %s is not in the lock yet: approve the whole server first", server)
+		}
+	}
+	sl := l.server(server)
+	if id != nil && tool == "" {
+		sl.Identity = *id
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case ChangeAdded, ChangeModified:
+			for _, t := range listed {
+				if t.Name == c.Tool {
+					s, err := SurfaceOf(t)
+					if err != nil {
+						return nil, err
+					}
+					l.PinTool(server, s)
+				}
+			}
+		case ChangeRemoved:
+			if tool == "" {
+				delete(sl.Tools, c.Tool)
+			}
+		}
+	}
+	return changes, nil
 }

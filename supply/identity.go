@@ -240,14 +240,3 @@ func (id Identity) ReadOnlyPaths() []string {
 	sort.Strings(out)
 	return dedupe(out)
 }
-
-// verifiedHex is a convenience for tests and the CLI: a digest's first
-// characters.
-func short(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
-}
-
-var _ = hex.EncodeToString
