@@ -38,6 +38,12 @@ type Upstream struct {
 	// Builtin names a server Warden runs in process: "memory" (Warden's
 	// provenance-signed memory).
 	Builtin string `yaml:"builtin,omitempty"`
+	// Guard names a check Warden applies to a third-party server's
+	// answers: "memory" for a knowledge-graph memory server such as
+	// @modelcontextprotocol/server-memory (writes recorded with their
+	// provenance; what is read back but was never written through Warden
+	// is withheld).
+	Guard string `yaml:"guard,omitempty"`
 	// Tools sets the risk labels of each tool by name: reads, writes,
 	// egress, destructive, untrusted_output. A tool not listed here, or
 	// listed with none, carries all five; annotations the server declares
@@ -157,6 +163,12 @@ func (g Gateway) validate(sb Sandbox) error {
 			errs = append(errs, checkUpstreamURL(where+" sse.url", u.SSE.URL))
 		case u.Builtin != "memory":
 			errs = append(errs, fmt.Errorf("%s: unknown builtin %q (have: memory)", where, u.Builtin))
+		}
+		if u.Guard != "" && u.Guard != "memory" {
+			errs = append(errs, fmt.Errorf("%s: unknown guard %q (have: memory)", where, u.Guard))
+		}
+		if u.Guard != "" && u.Builtin != "" {
+			errs = append(errs, fmt.Errorf("%s: a builtin server needs no guard", where))
 		}
 		if u.CallTimeout < 0 {
 			errs = append(errs, fmt.Errorf("%s: call_timeout must be positive", where))

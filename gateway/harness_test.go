@@ -107,6 +107,17 @@ func startWith(t testing.TB, ups []config.Upstream, opt func(*gateway.Options)) 
 
 func startOpts(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway), opt func(*gateway.Options)) *env {
 	t.Helper()
+	return startCfg(t, ups, func(c *config.Config) {
+		if mutate != nil {
+			mutate(&c.Gateway)
+		}
+	}, opt)
+}
+
+// startCfg starts a gateway on a deployment whose whole configuration
+// mutate adjusts.
+func startCfg(t testing.TB, ups []config.Upstream, mutate func(*config.Config), opt func(*gateway.Options)) *env {
+	t.Helper()
 	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
 	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org"}); err != nil {
 		t.Fatal(err)
@@ -120,7 +131,7 @@ func startOpts(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway)
 	cfg.Gateway.Upstreams = ups
 	cfg.Gateway.CallTimeout = 3 * time.Second
 	if mutate != nil {
-		mutate(&cfg.Gateway)
+		mutate(cfg)
 	}
 	if err := cfg.Save(dir.Config()); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -47,6 +48,35 @@ func (c *Call) Tainted() bool {
 	c.session.mu.Lock()
 	defer c.session.mu.Unlock()
 	return len(c.session.taint) > 0
+}
+
+// Session returns the id of the call's MCP session.
+func (c *Call) Session() string { return c.session.id }
+
+// Sources returns the untrusted content (call ids) the session has ingested.
+func (c *Call) Sources() []string {
+	c.session.mu.Lock()
+	defer c.session.mu.Unlock()
+	return append([]string(nil), c.session.taint...)
+}
+
+// maxTaint bounds a session's list of untrusted sources; past it the
+// session stays tainted, and further sources are not listed.
+const maxTaint = 256
+
+// Taint records that the session ingested untrusted content from each
+// source: from now on policy sees session.tainted.
+func (c *Call) Taint(sources ...string) {
+	if len(sources) == 0 {
+		return
+	}
+	c.session.mu.Lock()
+	defer c.session.mu.Unlock()
+	for _, s := range sources {
+		if len(c.session.taint) < maxTaint && !slices.Contains(c.session.taint, s) {
+			c.session.taint = append(c.session.taint, s)
+		}
+	}
 }
 
 // Denial stops a call: its stage, a stable code, and the reasons.
@@ -173,6 +203,15 @@ func stageUpstream(c *Call) *Denial {
 		}
 		return c.upstreamFailed("upstream_error", fmt.Sprintf("%s failed: %v", c.Tool.ID, err))
 	}
+	if u.cfg.Builtin == "" {
+		// An upstream cannot speak for Warden: a decision or taint claim
+		// in its _meta is not passed on as if Warden had made it.
+		for k := range res.Meta {
+			if strings.HasPrefix(k, "warden.dev/") {
+				delete(res.Meta, k)
+			}
+		}
+	}
 	c.Result = res
 	return nil
 }
@@ -222,15 +261,7 @@ func stageTaint(c *Call) *Denial {
 		}
 		delete(c.Result.Meta, MetaTaint) // Warden's bookkeeping, not the agent's
 	}
-	if len(sources) > 0 {
-		c.session.mu.Lock()
-		for _, s := range sources {
-			if len(c.session.taint) < 256 && !slices.Contains(c.session.taint, s) {
-				c.session.taint = append(c.session.taint, s)
-			}
-		}
-		c.session.mu.Unlock()
-	}
+	c.Taint(sources...)
 	return nil
 }
 
@@ -247,11 +278,9 @@ func (c *Call) callerContext() map[string]any {
 	if r := c.Caller.Record; r != nil {
 		m["owner"], m["model"], m["tier"] = r.Owner, r.Model, r.Tier.String()
 	}
-	c.session.mu.Lock()
-	if len(c.session.taint) > 0 {
-		m["sources"] = append([]string(nil), c.session.taint...)
+	if src := c.Sources(); len(src) > 0 {
+		m["sources"] = src
 	}
-	c.session.mu.Unlock()
 	return m
 }
 

@@ -67,6 +67,11 @@ func (g *Gateway) read(ctx context.Context, extra *mcp.RequestExtra, ss *mcp.Ser
 		return refusal(t, d.Code, reasonText(d), d.Reasons)
 	}
 	u := g.ups[t.Server]
+	if u.cfg.Guard != "" && t.Name == ReadResource {
+		// A guarded server's content is checked on its tools' answers;
+		// a resource read would go around that check.
+		return refusal(t, "memory_guarded", fmt.Sprintf("%s is a guarded memory server: read it through its tools, whose answers Warden checks", t.Server), nil)
+	}
 	cs, err := u.sessionFor(ctx, st)
 	if err != nil {
 		return refusal(t, "upstream_unavailable", err.Error(), nil)

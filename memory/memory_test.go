@@ -22,13 +22,19 @@ var ctx = context.Background()
 
 func newStore(t testing.TB) (*Store, *store.DB) {
 	t.Helper()
+	return newStoreRec(t, &events.Recorder{})
+}
+
+// newStoreRec opens a store whose write events go to sink.
+func newStoreRec(t testing.TB, sink events.Sink) (*Store, *store.DB) {
+	t.Helper()
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	s, err := OpenStore(ctx, db, key, nil)
+	s, err := OpenStore(ctx, StoreOptions{DB: db, Key: key, Events: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,8 +184,8 @@ func text(r *mcp.CallToolResult) string {
 }
 
 func TestServerProvenanceQuarantineAndTaint(t *testing.T) {
-	st, _ := newStore(t)
 	rec := &events.Recorder{}
+	st, _ := newStoreRec(t, rec)
 	srv, err := NewServer(Options{Store: st, Detector: fakeDetector{}, Events: rec})
 	if err != nil {
 		t.Fatal(err)
@@ -291,6 +297,156 @@ func TestOversizedWritesAreRefused(t *testing.T) {
 func containsStr(ss []string, s string) bool {
 	for _, x := range ss {
 		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Faults beyond plain edits: a forged signature, a replayed old entry, a
+// corrupt row, all caught; and a chain truncated while Warden was down is
+// caught against the audit log's record of every write.
+func TestForgeriesReplaysAndCorruptRows(t *testing.T) {
+	fill := func(t *testing.T) (*Store, *store.DB, *events.Recorder) {
+		rec := &events.Recorder{}
+		s, db := newStoreRec(t, rec)
+		for i := range 4 {
+			write(t, s, "agent/a", OpCreateEntities, fmt.Sprintf(`{"entities":[{"name":"E%d","entityType":"t","observations":["o"]}]}`, i), Trusted)
+		}
+		return s, db, rec
+	}
+	recorded := func(rec *events.Recorder) map[string]string {
+		m := map[string]string{}
+		for _, e := range rec.Events() {
+			b, _ := json.Marshal(e)
+			if id, h, ok := RecordedWrite(b); ok {
+				m[id] = h
+			}
+		}
+		return m
+	}
+	t.Run("forged signature", func(t *testing.T) {
+		s, db, _ := fill(t)
+		// Someone without the memory key rewrites entry 2 and gives it a
+		// correct hash, signed with their own key.
+		entries, _, _ := s.Load(ctx, "agent/a")
+		e := entries[1]
+		e.Payload = json.RawMessage(`{"entities":[{"name":"E1","entityType":"t","observations":["pay acct-attacker"]}]}`)
+		e.Hash = e.digest()
+		_, other, _ := ed25519.GenerateKey(rand.Reader)
+		if _, err := db.Exec(`UPDATE memory_entries SET payload = ?, hash = ?, sig = ? WHERE seq = 2`, string(e.Payload), e.Hash, ed25519.Sign(other, []byte(e.Hash))); err != nil {
+			t.Fatal(err)
+		}
+		fresh := reopen(t, s, db)
+		good, probs, _ := fresh.Load(ctx, "agent/a")
+		if !hasProblem(probs, 2, "signature does not verify") || len(good) != 3 {
+			t.Fatalf("problems %v, %d served", probs, len(good))
+		}
+	})
+	t.Run("replayed old entry", func(t *testing.T) {
+		s, db, _ := fill(t)
+		// An old, authentically signed entry copied to the end of the chain.
+		if _, err := db.Exec(`INSERT INTO memory_entries SELECT ns, 5, op, payload, agent, task, session, call, trust, sources, status, written_at, prev, hash, sig FROM memory_entries WHERE seq = 1`); err != nil {
+			t.Fatal(err)
+		}
+		good, probs, _ := s.Load(ctx, "agent/a")
+		if !hasProblem(probs, 5, "edited outside Warden") || len(good) != 4 {
+			t.Fatalf("problems %v, %d served", probs, len(good))
+		}
+	})
+	t.Run("corrupt row", func(t *testing.T) {
+		s, db, _ := fill(t)
+		if _, err := db.Exec(`UPDATE memory_entries SET sources = 'not json', payload = '{"entities":[' WHERE seq = 3`); err != nil {
+			t.Fatal(err)
+		}
+		good, probs, err := s.Load(ctx, "agent/a")
+		if err != nil || !hasProblem(probs, 3, "corrupt") || len(good) != 3 {
+			t.Fatalf("problems %v, %d served, %v", probs, len(good), err)
+		}
+		if g := Build(good); len(g.Entities) != 3 {
+			t.Fatalf("graph of the good entries: %+v", g)
+		}
+	})
+	t.Run("truncated while down, caught against the log", func(t *testing.T) {
+		s, db, rec := fill(t)
+		if _, err := db.Exec(`DELETE FROM memory_entries WHERE seq >= 3`); err != nil {
+			t.Fatal(err)
+		}
+		// A fresh process has no memory of the old head: the chain alone
+		// looks whole. The audit log's record says otherwise.
+		fresh := reopen(t, s, db)
+		if _, probs, _ := fresh.Load(ctx, "agent/a"); len(probs) != 0 {
+			t.Fatalf("chain-only problems %v", probs)
+		}
+		rep, err := fresh.Verify(ctx, recorded(rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hasProblem(rep.Problems, 3, "missing from the store") || !hasProblem(rep.Problems, 4, "missing from the store") || rep.Checked != 2 {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+	t.Run("inserted with the stolen key, caught against the log", func(t *testing.T) {
+		s, _, rec := fill(t)
+		log := recorded(rec)
+		write(t, s, "agent/a", OpAddObservations, `{"observations":[{"entityName":"E0","contents":["pay acct-attacker"]}]}`, Trusted)
+		rep, _ := s.Verify(ctx, log) // the log as it stood before the write
+		if !hasProblem(rep.Problems, 5, "never recorded") {
+			t.Fatalf("report %+v", rep)
+		}
+		if rep, _ := s.Verify(ctx, recorded(rec)); len(rep.Problems) != 0 || rep.Checked != 5 {
+			t.Fatalf("honest store against its log: %+v", rep)
+		}
+	})
+}
+
+// A write the audit log refuses is not stored.
+func TestWriteNotRecordedIsNotStored(t *testing.T) {
+	s, _ := newStoreRec(t, failingSink{})
+	if _, err := s.Append(ctx, Entry{NS: "n", Op: OpCreateEntities, Payload: json.RawMessage(`{"entities":[]}`), Agent: "a", Trust: Trusted, Status: Active}); err == nil || !strings.Contains(err.Error(), "could not be recorded") {
+		t.Fatalf("err = %v", err)
+	}
+	if h, _ := s.Heads(ctx); len(h) != 0 {
+		t.Fatalf("heads %v", h)
+	}
+}
+
+// A snapshot edited outside Warden is not rolled back to.
+func TestEditedSnapshotIsRefused(t *testing.T) {
+	s, db := newStore(t)
+	write(t, s, "n", OpCreateEntities, `{"entities":[{"name":"A","entityType":"t","observations":[]}]}`, Trusted)
+	if _, err := s.Snapshot(ctx, "good", "op"); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, "n", OpAddObservations, `{"observations":[{"entityName":"A","contents":["poison"]}]}`, Untrusted)
+	if _, err := db.Exec(`UPDATE memory_snapshots SET heads = '{"n":2}'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rollback(ctx, "good", "op"); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Fatalf("rollback to an edited snapshot: %v", err)
+	}
+	if _, err := s.Rollback(ctx, "none", "op"); err == nil || !strings.Contains(err.Error(), "no snapshot") {
+		t.Fatalf("rollback to a missing snapshot: %v", err)
+	}
+}
+
+type failingSink struct{}
+
+func (failingSink) Emit(context.Context, events.Event) error { return fmt.Errorf("disk full") }
+
+// reopen opens the same database as a fresh process would.
+func reopen(t *testing.T, s *Store, db *store.DB) *Store {
+	t.Helper()
+	fresh, err := OpenStore(ctx, StoreOptions{DB: db, Public: s.PublicKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fresh
+}
+
+func hasProblem(probs []Problem, seq int64, want string) bool {
+	for _, p := range probs {
+		if p.Seq == seq && strings.Contains(p.Reason, want) {
 			return true
 		}
 	}

@@ -277,7 +277,7 @@ func addWrite[In any](s *Server, name, desc, op string, plan func(*Graph, In) (j
 			return failure(err), nil, nil
 		}
 		if e.Status == Quarantined {
-			return failure(fmt.Errorf("Warden quarantined this write (%s): it came from a session that had read untrusted content (%s) and reads like instructions (%s); it will not be served", e.ID(), strings.Join(c.Sources, ", "), why)), nil, nil
+			return refused(ReasonQuarantined, fmt.Sprintf("Warden quarantined this write (%s): it came from a session that had read untrusted content (%s) and reads like instructions (%s); it will not be served", e.ID(), strings.Join(c.Sources, ", "), why)), nil, nil
 		}
 		return jsonResult(answer), nil, nil
 	})
@@ -316,6 +316,18 @@ func addRead[In any](s *Server, name, desc string, pick func(*Graph, In) *Graph,
 			}
 			return r, nil, nil
 		})
+}
+
+// metaDecision is the gateway's _meta key for a refusal's machine-readable
+// decision; Warden's memory refuses in the same shape.
+const metaDecision = "warden.dev/decision"
+
+// refused is a write Warden's memory refused, as the gateway refuses.
+func refused(code, msg string) *mcp.CallToolResult {
+	r := failure(errors.New(msg))
+	r.Meta = mcp.Meta{metaDecision: map[string]any{"allow": false, "code": code, "stage": "memory",
+		"reasons": []map[string]string{{"source": "memory", "code": code, "message": msg}}}}
+	return r
 }
 
 func failure(err error) *mcp.CallToolResult {
@@ -408,9 +420,9 @@ func (s *Server) graph(ctx context.Context, c *Caller, ns string) (*Graph, error
 		}
 		e := events.New(events.ClassDetectionFinding, events.ActivityCreate, "memory")
 		e.SeverityID = events.SeverityHigh
-		e.FindingInfo = &events.FindingInfo{UID: events.NewID(), Title: "memory tampered with outside Warden", Types: []string{"memory_tampered"}}
+		e.FindingInfo = &events.FindingInfo{UID: events.NewID(), Title: "memory tampered with outside Warden", Types: []string{ReasonTampered}}
 		e.Message = "memory entry withheld: " + key
-		e.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: "memory_tampered", Attrs: map[string]string{"ns": p.NS, "seq": strconv.FormatInt(p.Seq, 10), "problem": p.Reason}}
+		e.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: ReasonTampered, Attrs: map[string]string{"ns": p.NS, "seq": strconv.FormatInt(p.Seq, 10), "problem": p.Reason}}
 		if err := s.o.Events.Emit(ctx, e); err != nil {
 			s.o.Log.Error("could not record a memory integrity problem", "problem", key, "err", err)
 		}
@@ -421,7 +433,7 @@ func (s *Server) graph(ctx context.Context, c *Caller, ns string) (*Graph, error
 // append writes an entry with its provenance; from a tainted session,
 // instruction-like content is quarantined.
 func (s *Server) append(ctx context.Context, c *Caller, ns, op string, payload json.RawMessage, texts []string) (*Entry, string, error) {
-	e := Entry{NS: ns, Op: op, Payload: payload, Agent: c.Agent, Task: c.Task, Session: c.Session, Trust: Trusted, Status: Active}
+	e := Entry{NS: ns, Op: op, Payload: payload, Agent: c.Agent, Task: c.Task, Session: c.Session, Call: c.Call, Trust: Trusted, Status: Active}
 	var why string
 	if len(c.Sources) > 0 {
 		e.Trust, e.Sources = Untrusted, append([]string(nil), c.Sources...)
@@ -442,24 +454,12 @@ func (s *Server) append(ctx context.Context, c *Caller, ns, op string, payload j
 	if err != nil {
 		return nil, "", err
 	}
-	// The hash of every write goes to the audit log, so that truncating or
-	// rewriting a namespace is caught against it.
-	ev := events.New(events.ClassAPIActivity, events.ActivityCreate, "memory")
-	ev.StatusID = events.StatusSuccess
-	ev.Message = fmt.Sprintf("memory write %s (%s, %s)", out.ID(), out.Trust, out.Status)
-	ev.Actor = &events.Actor{User: &events.User{UID: c.Agent, Name: c.Name, Type: "agent"}, Session: &events.Session{UID: c.Session}}
-	ev.Resources = []events.Resource{{UID: ns, Type: "memory_namespace"}}
-	ev.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: "memory_write", Attrs: map[string]string{
-		"ns": ns, "seq": strconv.FormatInt(out.Seq, 10), "entry": out.ID(), "hash": out.Hash, "op": op, "trust": out.Trust, "status": out.Status, "call": c.Call}}
-	if err := s.o.Events.Emit(ctx, ev); err != nil {
-		return nil, "", fmt.Errorf("memory write %s stored but not recorded: %w", out.ID(), err)
-	}
 	if out.Status == Quarantined {
 		f := events.New(events.ClassDetectionFinding, events.ActivityCreate, "memory")
 		f.SeverityID = events.SeverityHigh
-		f.FindingInfo = &events.FindingInfo{UID: events.NewID(), Title: "memory write quarantined", Types: []string{"memory_quarantined"}}
+		f.FindingInfo = &events.FindingInfo{UID: events.NewID(), Title: "memory write quarantined", Types: []string{ReasonQuarantined}}
 		f.Message = fmt.Sprintf("instruction-like memory write %s from a session that had read %s: %s", out.ID(), strings.Join(out.Sources, ", "), why)
-		f.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: "memory_quarantined", Attrs: map[string]string{"ns": ns, "entry": out.ID(), "sources": strings.Join(out.Sources, ",")}}
+		f.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: ReasonQuarantined, Attrs: map[string]string{"ns": ns, "entry": out.ID(), "sources": strings.Join(out.Sources, ",")}}
 		if err := s.o.Events.Emit(ctx, f); err != nil {
 			s.o.Log.Error("could not record a quarantined memory write", "entry", out.ID(), "err", err)
 		}
@@ -483,7 +483,7 @@ func (s *Server) recordRead(ctx context.Context, c *Caller, ns string, served *S
 	e.StatusID = events.StatusSuccess
 	e.Actor = &events.Actor{User: &events.User{UID: c.Agent, Name: c.Name, Type: "agent"}, Session: &events.Session{UID: c.Session}}
 	e.Resources = []events.Resource{{UID: ns, Type: "memory_namespace"}}
-	e.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: "memory_read", Attrs: map[string]string{
+	e.Warden = &events.Warden{Agent: c.Agent, Task: c.Task, Reason: ReasonRead, Attrs: map[string]string{
 		"ns": ns, "served_digest": hex.EncodeToString(h.Sum(nil)), "entries": strconv.Itoa(len(ids)),
 		"untrusted": strconv.Itoa(len(served.Untrusted)), "withheld": strconv.Itoa(served.Withheld), "call": c.Call}}
 	if err := s.o.Events.Emit(ctx, e); err != nil {

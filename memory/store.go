@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/warden-run/warden/events"
 	"github.com/warden-run/warden/store"
 )
 
@@ -50,6 +51,7 @@ type Entry struct {
 	Agent     string          `json:"agent"`   // SPIFFE ID of the writer (or warden:operator)
 	Task      string          `json:"task"`    // the writer's task
 	Session   string          `json:"session"` // the writer's MCP session
+	Call      string          `json:"call"`    // the writer's tool call
 	Trust     string          `json:"trust"`
 	Sources   []string        `json:"sources,omitempty"` // calls whose untrusted content the session had ingested
 	Status    string          `json:"status"`
@@ -82,6 +84,7 @@ func (e *Entry) digest() string {
 	put([]byte(e.Agent))
 	put([]byte(e.Task))
 	put([]byte(e.Session))
+	put([]byte(e.Call))
 	put([]byte(e.Trust))
 	src, _ := json.Marshal(e.Sources)
 	put(src)
@@ -101,6 +104,7 @@ var migrations = []string{
 		agent      TEXT NOT NULL,
 		task       TEXT NOT NULL,
 		session    TEXT NOT NULL,
+		call       TEXT NOT NULL,
 		trust      TEXT NOT NULL,
 		sources    TEXT NOT NULL,
 		status     TEXT NOT NULL,
@@ -114,35 +118,63 @@ var migrations = []string{
 		name       TEXT PRIMARY KEY,
 		created_at INTEGER NOT NULL,
 		created_by TEXT NOT NULL,
-		heads      TEXT NOT NULL
+		heads      TEXT NOT NULL,
+		sig        BLOB NOT NULL
 	);`,
 }
 
 // Store keeps namespaces of entries in the Warden database and verifies
 // them as they are read.
 type Store struct {
-	db  *store.DB
-	key ed25519.PrivateKey
-	pub ed25519.PublicKey
-	now func() time.Time
+	db     *store.DB
+	key    ed25519.PrivateKey
+	pub    ed25519.PublicKey
+	events events.Sink
+	now    func() time.Time
 
 	mu       sync.Mutex
 	verified map[string]string // ns#seq -> hash whose signature was checked
 	heads    map[string]int64  // highest seq seen per namespace: a shorter chain was truncated
 }
 
+// StoreOptions configure a Store.
+type StoreOptions struct {
+	DB *store.DB
+	// Key signs new entries. Without it the store only reads and verifies,
+	// with Public.
+	Key    ed25519.PrivateKey
+	Public ed25519.PublicKey
+	// Events receives a memory_write event, with the entry's hash, for
+	// every write, in the same transaction: a write that cannot be
+	// recorded is not stored. Required to write.
+	Events events.Sink
+	Now    func() time.Time
+}
+
 // maxPayload bounds one entry's payload.
 const maxPayload = 256 << 10
 
 // OpenStore migrates the memory tables.
-func OpenStore(ctx context.Context, db *store.DB, key ed25519.PrivateKey, now func() time.Time) (*Store, error) {
-	if err := db.Migrate(ctx, "memory", migrations); err != nil {
+func OpenStore(ctx context.Context, o StoreOptions) (*Store, error) {
+	if o.DB == nil {
+		return nil, errors.New("memory store needs a database")
+	}
+	if o.Key != nil {
+		o.Public = o.Key.Public().(ed25519.PublicKey)
+		if o.Events == nil {
+			return nil, errors.New("a memory store that writes needs an event sink to record its writes")
+		}
+	}
+	if len(o.Public) != ed25519.PublicKeySize {
+		return nil, errors.New("memory store needs the memory key (or its public half to verify)")
+	}
+	if err := o.DB.Migrate(ctx, "memory", migrations); err != nil {
 		return nil, err
 	}
-	if now == nil {
-		now = time.Now
+	if o.Now == nil {
+		o.Now = time.Now
 	}
-	return &Store{db: db, key: key, pub: key.Public().(ed25519.PublicKey), now: now,
+	return &Store{db: o.DB, key: o.Key, pub: o.Public, events: o.Events, now: o.Now,
 		verified: map[string]string{}, heads: map[string]int64{}}, nil
 }
 
@@ -152,6 +184,9 @@ func (s *Store) PublicKey() ed25519.PublicKey { return s.pub }
 // Append signs and chains a new entry at the end of its namespace. The
 // caller fills NS, Op, Payload, the provenance, Trust, Sources and Status.
 func (s *Store) Append(ctx context.Context, e Entry) (*Entry, error) {
+	if s.key == nil {
+		return nil, errors.New("this memory store was opened to verify only")
+	}
 	if len(e.Payload) > maxPayload {
 		return nil, fmt.Errorf("memory write is %d bytes; at most %d", len(e.Payload), maxPayload)
 	}
@@ -170,10 +205,16 @@ func (s *Store) Append(ctx context.Context, e Entry) (*Entry, error) {
 		e.Hash = e.digest()
 		e.Sig = ed25519.Sign(s.key, []byte(e.Hash))
 		src, _ := json.Marshal(e.Sources)
-		if _, err := tx.ExecContext(ctx, `INSERT INTO memory_entries (ns, seq, op, payload, agent, task, session, trust, sources, status, written_at, prev, hash, sig)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, e.NS, e.Seq, e.Op, string(e.Payload), e.Agent, e.Task, e.Session, e.Trust, string(src),
+		if _, err := tx.ExecContext(ctx, `INSERT INTO memory_entries (ns, seq, op, payload, agent, task, session, call, trust, sources, status, written_at, prev, hash, sig)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, e.NS, e.Seq, e.Op, string(e.Payload), e.Agent, e.Task, e.Session, e.Call, e.Trust, string(src),
 			e.Status, e.WrittenAt, e.Prev, e.Hash, e.Sig); err != nil {
 			return fmt.Errorf("storing the memory entry: %w", err)
+		}
+		// The hash of every write goes to the audit log before the write
+		// commits, so that truncating or rewriting a namespace is caught
+		// against the log (Verify), and a write the log refused is not kept.
+		if err := s.events.Emit(ctx, writeEvent(&e)); err != nil {
+			return fmt.Errorf("memory write %s not stored: it could not be recorded: %w", e.ID(), err)
 		}
 		out = e
 		return nil
@@ -205,7 +246,12 @@ func (p Problem) String() string { return fmt.Sprintf("%s#%d: %s", p.NS, p.Seq, 
 // written by Warden, unchanged since) and every problem found; an entry
 // whose content changed after it was written is never among the first.
 func (s *Store) Load(ctx context.Context, ns string) ([]Entry, []Problem, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT ns, seq, op, payload, agent, task, session, trust, sources, status, written_at, prev, hash, sig
+	return s.loadAll(ctx, ns, nil)
+}
+
+// loadAll is Load, also showing every stored row to each (Verify).
+func (s *Store) loadAll(ctx context.Context, ns string, each func(*Entry)) ([]Entry, []Problem, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT ns, seq, op, payload, agent, task, session, call, trust, sources, status, written_at, prev, hash, sig
 		FROM memory_entries WHERE ns = ? ORDER BY seq`, ns)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading memory namespace %s: %w", ns, err)
@@ -218,10 +264,13 @@ func (s *Store) Load(ctx context.Context, ns string) ([]Entry, []Problem, error)
 	for rows.Next() {
 		var e Entry
 		var payload, sources string
-		if err := rows.Scan(&e.NS, &e.Seq, &e.Op, &payload, &e.Agent, &e.Task, &e.Session, &e.Trust, &sources, &e.Status, &e.WrittenAt, &e.Prev, &e.Hash, &e.Sig); err != nil {
+		if err := rows.Scan(&e.NS, &e.Seq, &e.Op, &payload, &e.Agent, &e.Task, &e.Session, &e.Call, &e.Trust, &sources, &e.Status, &e.WrittenAt, &e.Prev, &e.Hash, &e.Sig); err != nil {
 			return nil, nil, fmt.Errorf("reading memory namespace %s: %w", ns, err)
 		}
 		e.Payload = json.RawMessage(payload)
+		if each != nil {
+			each(&e)
+		}
 		if err := json.Unmarshal([]byte(sources), &e.Sources); err != nil {
 			probs = append(probs, Problem{ns, e.Seq, "provenance sources are corrupt"})
 			prevHash, want = e.Hash, e.Seq+1
@@ -298,7 +347,13 @@ func (s *Store) Namespaces(ctx context.Context) ([]string, error) {
 
 // Heads returns the highest seq of every namespace.
 func (s *Store) Heads(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT ns, MAX(seq) FROM memory_entries GROUP BY ns`)
+	return headsOf(ctx, s.db)
+}
+
+func headsOf(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) (map[string]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT ns, MAX(seq) FROM memory_entries GROUP BY ns`)
 	if err != nil {
 		return nil, fmt.Errorf("reading memory heads: %w", err)
 	}
@@ -315,21 +370,43 @@ func (s *Store) Heads(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// Snapshot records every namespace's head under name.
+// Snapshot records every namespace's head under name, signed (so that a
+// snapshot edited outside Warden cannot steer a rollback) and recorded in
+// the audit log.
 func (s *Store) Snapshot(ctx context.Context, name, by string) (map[string]int64, error) {
 	if name == "" || len(name) > 128 {
 		return nil, errors.New("snapshot name must be 1 to 128 characters")
 	}
-	heads, err := s.Heads(ctx)
+	if s.key == nil {
+		return nil, errors.New("this memory store was opened to verify only")
+	}
+	var heads map[string]int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if heads, err = headsOf(ctx, tx); err != nil {
+			return err
+		}
+		b, _ := json.Marshal(heads)
+		at := s.now().UnixNano()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO memory_snapshots (name, created_at, created_by, heads, sig) VALUES (?,?,?,?,?)`,
+			name, at, by, string(b), ed25519.Sign(s.key, snapshotMessage(name, by, at, string(b)))); err != nil {
+			return fmt.Errorf("recording snapshot %q (is the name taken?): %w", name, err)
+		}
+		ev := events.New(events.ClassAPIActivity, events.ActivityCreate, "memory")
+		ev.StatusID = events.StatusSuccess
+		ev.Message = fmt.Sprintf("memory snapshot %q of %d namespaces", name, len(heads))
+		ev.Actor = &events.Actor{User: &events.User{UID: by}}
+		ev.Warden = &events.Warden{Reason: ReasonSnapshot, Attrs: map[string]string{"snapshot": name, "heads": string(b)}}
+		return s.events.Emit(ctx, ev)
+	})
 	if err != nil {
 		return nil, err
 	}
-	b, _ := json.Marshal(heads)
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO memory_snapshots (name, created_at, created_by, heads) VALUES (?,?,?,?)`,
-		name, s.now().UnixNano(), by, string(b)); err != nil {
-		return nil, fmt.Errorf("recording snapshot %q (is the name taken?): %w", name, err)
-	}
 	return heads, nil
+}
+
+func snapshotMessage(name, by string, at int64, heads string) []byte {
+	return fmt.Appendf(nil, "warden-memory-snapshot-v1\n%s\n%s\n%d\n%s", name, by, at, heads)
 }
 
 // SnapshotInfo describes a snapshot.
@@ -342,7 +419,7 @@ type SnapshotInfo struct {
 
 // Snapshots lists the snapshots, oldest first.
 func (s *Store) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, created_at, created_by, heads FROM memory_snapshots ORDER BY created_at`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, created_at, created_by, heads, sig FROM memory_snapshots ORDER BY created_at`)
 	if err != nil {
 		return nil, fmt.Errorf("listing snapshots: %w", err)
 	}
@@ -352,10 +429,14 @@ func (s *Store) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 		var si SnapshotInfo
 		var at int64
 		var heads string
-		if err := rows.Scan(&si.Name, &at, &si.CreatedBy, &heads); err != nil {
+		var sig []byte
+		if err := rows.Scan(&si.Name, &at, &si.CreatedBy, &heads, &sig); err != nil {
 			return nil, err
 		}
 		si.CreatedAt = time.Unix(0, at).UTC()
+		if !ed25519.Verify(s.pub, snapshotMessage(si.Name, si.CreatedBy, at, heads), sig) {
+			return nil, fmt.Errorf("snapshot %s was changed outside Warden (its signature does not verify)", si.Name)
+		}
 		if err := json.Unmarshal([]byte(heads), &si.Heads); err != nil {
 			return nil, fmt.Errorf("snapshot %s is corrupt: %w", si.Name, err)
 		}
@@ -368,13 +449,18 @@ func (s *Store) Snapshots(ctx context.Context) ([]SnapshotInfo, error) {
 // snapshot, by appending a signed rollback entry: the chain itself is never
 // rewritten.
 func (s *Store) Rollback(ctx context.Context, snapshot, by string) (map[string]int64, error) {
-	var heads string
-	err := s.db.QueryRowContext(ctx, `SELECT heads FROM memory_snapshots WHERE name = ?`, snapshot).Scan(&heads)
+	var heads, by0 string
+	var created int64
+	var sig []byte
+	err := s.db.QueryRowContext(ctx, `SELECT heads, created_by, created_at, sig FROM memory_snapshots WHERE name = ?`, snapshot).Scan(&heads, &by0, &created, &sig)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("no snapshot %q", snapshot)
+		return nil, fmt.Errorf("no snapshot %q (list them with `warden memory snapshots`)", snapshot)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading snapshot %q: %w", snapshot, err)
+	}
+	if !ed25519.Verify(s.pub, snapshotMessage(snapshot, by0, created, heads), sig) {
+		return nil, fmt.Errorf("snapshot %q was changed outside Warden (its signature does not verify): not rolling back to it", snapshot)
 	}
 	var at map[string]int64
 	if err := json.Unmarshal([]byte(heads), &at); err != nil {

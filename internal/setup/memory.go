@@ -8,6 +8,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/config"
+	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/memory"
 )
@@ -24,7 +25,7 @@ func (d *Deployment) openMemory(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("%s: the memory key must be Ed25519", d.Dir.KeyFile(config.KeyMemory))
 	}
-	if d.MemoryStore, err = memory.OpenStore(ctx, d.DB, ek, nil); err != nil {
+	if d.MemoryStore, err = memory.OpenStore(ctx, memory.StoreOptions{DB: d.DB, Key: ek, Events: d.Events}); err != nil {
 		return err
 	}
 	det, err := inspect.NewDetector(inspect.DetectorOptions{})
@@ -35,7 +36,51 @@ func (d *Deployment) openMemory(ctx context.Context) error {
 		Store: d.MemoryStore, Detector: det, Policy: d.Policy, Events: d.Events, Log: d.Log.With("component", "memory"),
 		Withhold: d.Config.Memory.Withhold(d.Config.Tier),
 	})
+	if err != nil {
+		return err
+	}
+	d.guarded = map[string]bool{}
+	for _, u := range d.Config.Gateway.Upstreams {
+		if u.Guard == "memory" {
+			d.guarded[u.Name] = true
+		}
+	}
+	if len(d.guarded) > 0 {
+		d.memoryGuard, err = memory.NewGuard(ctx, memory.GuardOptions{DB: d.DB, Events: d.Events,
+			Log: d.Log.With("component", "memory-guard"), Withhold: d.Config.Memory.Withhold(d.Config.Tier)})
+	}
 	return err
+}
+
+// guardStage checks, after the upstream answered, every call to a guarded
+// third-party memory server: what it wrote is recorded, what it read is
+// checked against the record; untrusted items read taint the session.
+func (d *Deployment) guardStage() gateway.Stage {
+	return gateway.Stage{Name: "memory_guard", Run: func(c *gateway.Call) *gateway.Denial {
+		if !d.guarded[c.Tool.Server] {
+			return nil
+		}
+		taint, err := d.memoryGuard.Observe(c.Ctx, &memory.GuardedCall{Server: c.Tool.Server, Tool: c.Tool.Name, Args: c.Args, Result: c.Result,
+			Caller: memory.Caller{Agent: c.Caller.ID.String(), Name: c.Caller.Name, Task: c.Decision.Task, Session: c.Session(), Call: c.ID(), Sources: c.Sources()}})
+		if err != nil {
+			return &gateway.Denial{Code: "memory_unverified", Message: err.Error()}
+		}
+		c.Taint(taint...)
+		return nil
+	}}
+}
+
+// stages is the gateway's pipeline for this deployment: the default one,
+// with the memory guard after the upstream when a server is guarded.
+func (d *Deployment) stages() []gateway.Stage {
+	var out []gateway.Stage
+	for _, s := range gateway.DefaultStages() {
+		out = append(out, s)
+		if s.Name == "upstream" && d.memoryGuard != nil {
+			out = append(out, d.guardStage())
+		}
+	}
+	return out
 }
 
 // builtin serves the gateway's builtin upstreams.

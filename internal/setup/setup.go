@@ -230,6 +230,8 @@ type Deployment struct {
 	// the MCP server the gateway serves as the builtin upstream "memory".
 	MemoryStore *memory.Store
 	Memory      *memory.Server
+	memoryGuard *memory.Guard   // nil unless an upstream is guarded
+	guarded     map[string]bool // upstreams with guard: memory
 	Events      events.Sink
 	Log         *slog.Logger
 
@@ -412,7 +414,8 @@ func (d *Deployment) NewGatewayWith(launch gateway.Launcher, opt func(*gateway.O
 	o := gateway.Options{
 		Config: d.Config.Gateway, Identity: d.Identity.Verifier(), Grants: d.Grants, Authz: d.Authz, Policy: d.Policy,
 		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch, Builtin: d.builtin,
-		Certs: identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
+		Certs:  identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
+		Stages: d.stages(),
 	}
 	if opt != nil {
 		opt(&o)
