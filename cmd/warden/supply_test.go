@@ -97,3 +97,44 @@ func TestScanCLI(t *testing.T) {
 		t.Fatalf("text:\n%s", out)
 	}
 }
+
+// TestToolsCLI: init, configure the real memory server, lock, status, diff.
+func TestToolsCLI(t *testing.T) {
+	bin := buildWarden(t)
+	mcmd, margs, _ := mcptest.MemoryServer(t)
+	dir := filepath.Join(t.TempDir(), "w")
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, append([]string{"--dir", dir}, args...)...).CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	if out, code := run("init"); code != 0 {
+		t.Fatal(out)
+	}
+	cfgPath := filepath.Join(dir, "warden.yaml")
+	b, _ := os.ReadFile(cfgPath)
+	args, _ := json.Marshal(margs)
+	cfg := strings.Replace(string(b), "  upstreams:\n", "  upstreams:\n    - name: npmmem\n      stdio: {command: "+mcmd+", args: "+string(args)+", env: {MEMORY_FILE_PATH: /tmp/tools-cli-memory.json}}\n", 1)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := run("tools", "status"); code == 0 || !strings.Contains(out, "warden tools lock") {
+		t.Fatalf("status without a lock: %d %s", code, out)
+	}
+	out, code := run("tools", "lock")
+	if code != 0 || !strings.Contains(out, "npmmem: 9 tools pinned") {
+		t.Fatalf("lock: %d %s", code, out)
+	}
+	if out, code := run("tools", "status"); code != 0 || !strings.Contains(out, "@modelcontextprotocol/server-memory") {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	if out, code := run("tools", "diff"); code != 0 || !strings.Contains(out, "no changes") {
+		t.Fatalf("diff: %d %s", code, out)
+	}
+}

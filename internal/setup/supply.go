@@ -135,7 +135,15 @@ func (r readOnlySandbox) StartReadOnly(ctx context.Context, upstream string, st 
 		}
 		prof = sandbox.DefaultProfile()
 	}
-	prof.ReadOnly = append(slices.Clone(prof.ReadOnly), ro...)
+	// The sandbox launcher adds the command itself; a path listed twice is
+	// refused.
+	have := slices.Clone(prof.ReadOnly)
+	for _, p := range ro {
+		if p != st.Command && !slices.Contains(have, p) {
+			have = append(have, p)
+		}
+	}
+	prof.ReadOnly = have
 	profiles := maps.Clone(r.s.profiles.Profiles)
 	if profiles == nil {
 		profiles = map[string]config.SandboxProfile{}
