@@ -62,6 +62,7 @@ type Rule struct {
 	Playbook string
 	Actions  []Action
 
+	idx       int    // position in the rule set
 	hash      string // of the spec: persisted windows of a changed rule are dropped
 	cond      *expr
 	groupBy   []*expr
@@ -170,6 +171,7 @@ func Compile(layers ...[]Document) (*RuleSet, error) {
 			continue
 		}
 		r.Source = srcs[id]
+		r.idx = len(rs.Rules)
 		rs.Rules = append(rs.Rules, r)
 	}
 	if len(errs) > 0 {
@@ -336,14 +338,21 @@ func compileExpr(env *cel.Env, what, src string, want *cel.Type) (*expr, error) 
 	if want != nil && !a.OutputType().IsExactType(want) {
 		return nil, fmt.Errorf("%s: %q is of type %s, want %s", what, src, a.OutputType(), want)
 	}
-	prg, err := env.Program(a, cel.EvalOptions(cel.OptOptimize), cel.CostLimit(costLimit))
+	popts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if len(ast.MatchDescendants(ast.NavigateAST(a.NativeRep()), ast.KindMatcher(ast.ComprehensionKind))) > 0 {
+		// Only a comprehension (all, exists, map, filter) can make an
+		// expression's work grow beyond its size times its inputs: bound
+		// those; cost tracking would slow every other rule for nothing.
+		popts = append(popts, cel.CostLimit(costLimit))
+	}
+	prg, err := env.Program(a, popts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	e := &expr{src: src, prg: prg}
 	root := a.NativeRep().Expr()
 	if root.Kind() == ast.IdentKind {
-		if _, ok := fieldIndex[root.AsIdent()]; ok {
+		if fieldIndex(root.AsIdent()) >= 0 {
 			e.ident = root.AsIdent()
 		}
 	}

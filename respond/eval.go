@@ -1,8 +1,8 @@
 package respond
 
 import (
+	"hash/maphash"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/warden-run/warden/events"
@@ -14,12 +14,14 @@ import (
 type evaluator struct {
 	rules     *RuleSet
 	states    map[string]*ruleState // by rule id
+	byIdx     []*ruleState          // by rule index (the hot path)
 	act       activation
 	maxGroups int
 	log       *slog.Logger
-	seen      [2]map[string]struct{} // event ids, two generations
+	seen      [2]map[uint64]struct{} // hashes of event ids, two generations
+	seed      maphash.Seed
 	matched   []bool
-	keyParts  []string
+	keyBuf    []byte
 	dupes     uint64
 }
 
@@ -28,10 +30,12 @@ func newEvaluator(rs *RuleSet, labels func(string) ([]string, bool), maxGroups i
 		maxGroups = defaultMaxGroups
 	}
 	ev := &evaluator{rules: rs, states: map[string]*ruleState{}, maxGroups: maxGroups, log: log,
-		seen: [2]map[string]struct{}{{}, {}}}
+		seen: [2]map[uint64]struct{}{{}, {}}, seed: maphash.MakeSeed()}
 	ev.act.labels = labels
 	for _, r := range rs.Rules {
-		ev.states[r.ID] = newRuleState(r)
+		st := newRuleState(r)
+		ev.states[r.ID] = st
+		ev.byIdx = append(ev.byIdx, st)
 	}
 	return ev
 }
@@ -42,16 +46,17 @@ func (ev *evaluator) duplicate(id string) bool {
 	if id == "" {
 		return false
 	}
-	if _, ok := ev.seen[0][id]; ok {
+	h := maphash.String(ev.seed, id)
+	if _, ok := ev.seen[0][h]; ok {
 		return true
 	}
-	if _, ok := ev.seen[1][id]; ok {
+	if _, ok := ev.seen[1][h]; ok {
 		return true
 	}
 	if len(ev.seen[0]) >= dedupGeneration {
-		ev.seen[1], ev.seen[0] = ev.seen[0], make(map[string]struct{}, dedupGeneration)
+		ev.seen[1], ev.seen[0] = ev.seen[0], make(map[uint64]struct{}, dedupGeneration)
 	}
-	ev.seen[0][id] = struct{}{}
+	ev.seen[0][h] = struct{}{}
 	return false
 }
 
@@ -69,7 +74,7 @@ func (ev *evaluator) process(e *events.Event, out []Alert) []Alert {
 	ev.act.reset(e)
 	now := e.Time
 	for _, r := range ev.rules.candidates(int64(e.ClassUID)) {
-		st := ev.states[r.ID]
+		st := ev.byIdx[r.idx]
 		st.evals++
 		a, err := ev.apply(r, st, now)
 		if err != nil {
@@ -142,7 +147,7 @@ func (ev *evaluator) apply(r *Rule, st *ruleState, now int64) (*Alert, error) {
 	}
 	if g != nil {
 		g.last = now
-		st.dirty[key] = true
+		st.touch(g)
 	}
 	return ev.fire(r, g, key, value, fire, now), nil
 }
@@ -177,22 +182,22 @@ func (ev *evaluator) applySequence(r *Rule, st *ruleState, now int64) (*Alert, e
 		return nil, err
 	}
 	if until {
-		if g, ok := st.groups[key]; ok {
+		if g, ok := st.groups[string(key)]; ok {
 			g.reset(r.Kind)
 			g.last = now
-			st.dirty[key] = true
+			st.touch(g)
 		}
 		return nil, nil
 	}
 	g := st.get(key, now, ev.maxGroups)
 	done := g.step(now, matched, r.span.Milliseconds())
 	g.last = now
-	st.dirty[key] = true
+	st.touch(g)
 	return ev.fire(r, g, key, float64(len(r.steps)), done, now), nil
 }
 
 // fire turns a met condition into an alert unless the group is suppressed.
-func (ev *evaluator) fire(r *Rule, g *group, key string, value float64, met bool, now int64) *Alert {
+func (ev *evaluator) fire(r *Rule, g *group, kb []byte, value float64, met bool, now int64) *Alert {
 	if !met {
 		return nil
 	}
@@ -210,6 +215,12 @@ func (ev *evaluator) fire(r *Rule, g *group, key string, value float64, met bool
 	if w == nil {
 		w = &events.Warden{}
 	}
+	key := ""
+	if g != nil {
+		key = g.key
+	} else {
+		key = string(kb)
+	}
 	return &Alert{
 		ID: events.NewID(), Rule: r.ID, Title: r.Title, Level: r.Level, Severity: r.Severity, Kind: r.Kind,
 		Key: key, Value: value, Time: time.UnixMilli(e.Time), Trigger: e.Metadata.UID,
@@ -218,30 +229,40 @@ func (ev *evaluator) fire(r *Rule, g *group, key string, value float64, met bool
 	}
 }
 
-// key computes the rule's group key for the current event. Single-event
-// rules without group-by are keyed by agent and task (for suppression). An
-// event lacking one of the group-by values is not counted (ok false).
-func (ev *evaluator) key(r *Rule) (string, bool, error) {
+// key computes the rule's group key for the current event into a buffer
+// the evaluator reuses (a group's key is copied only when the group is
+// created). Single-event rules without group-by are keyed by agent and
+// task (for suppression). An event lacking one of the group-by values is
+// not counted (ok false).
+func (ev *evaluator) key(r *Rule) ([]byte, bool, error) {
 	a := &ev.act
+	b := ev.keyBuf[:0]
+	defer func() { ev.keyBuf = b[:0] }()
 	if len(r.groupBy) == 0 {
 		if r.Kind == KindSingle {
-			return "agent=" + agentOf(a.e) + ",task=" + taskOf(a.e), true, nil
+			b = append(b, "agent="...)
+			b = append(b, agentOf(a.e)...)
+			b = append(b, ",task="...)
+			b = append(b, taskOf(a.e)...)
 		}
-		return "", true, nil
+		return b, true, nil
 	}
-	parts := ev.keyParts[:0]
-	for _, k := range r.groupBy {
+	for i, k := range r.groupBy {
 		s, err := k.str(a)
 		if err != nil {
-			return "", false, err
+			return nil, false, err
 		}
 		if s == "" {
-			return "", false, nil
+			return nil, false, nil
 		}
-		parts = append(parts, k.src+"="+s)
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, k.src...)
+		b = append(b, '=')
+		b = append(b, s...)
 	}
-	ev.keyParts = parts
-	return strings.Join(parts, ","), true, nil
+	return b, true, nil
 }
 
 // RuleStats is what one rule has done since the engine started.

@@ -76,13 +76,66 @@ type activation struct {
 	cache  [32]ref.Val
 }
 
-var fieldIndex = func() map[string]int {
-	m := make(map[string]int, len(fieldDecls))
-	for i, f := range fieldDecls {
-		m[f.name] = i
+// fieldIndex is the position of a variable in fieldDecls (and in an
+// activation's cache), -1 for no variable. A switch: the interpreter asks
+// for names on every evaluation, and a map lookup costs more.
+func fieldIndex(name string) int {
+	switch name {
+	case "time":
+		return 0
+	case "class_uid":
+		return 1
+	case "class_name":
+		return 2
+	case "activity_id":
+		return 3
+	case "type_uid":
+		return 4
+	case "severity_id":
+		return 5
+	case "status_id":
+		return 6
+	case "status_code":
+		return 7
+	case "message":
+		return 8
+	case "feature":
+		return 9
+	case "operation":
+		return 10
+	case "action_id":
+		return 11
+	case "disposition_id":
+		return 12
+	case "agent":
+		return 13
+	case "task":
+		return 14
+	case "grant":
+		return 15
+	case "tool":
+		return 16
+	case "server":
+		return 17
+	case "reason":
+		return 18
+	case "session":
+		return 19
+	case "actor":
+		return 20
+	case "actor_type":
+		return 21
+	case "policy":
+		return 22
+	case "finding_types":
+		return 23
+	case "attrs":
+		return 24
+	case "labels":
+		return 25
 	}
-	return m
-}()
+	return -1
+}
 
 func (a *activation) reset(e *events.Event) {
 	a.e = e
@@ -91,8 +144,8 @@ func (a *activation) reset(e *events.Event) {
 
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
-	i, ok := fieldIndex[name]
-	if !ok {
+	i := fieldIndex(name)
+	if i < 0 {
 		return nil, false
 	}
 	if v := a.cache[i]; v != nil {

@@ -11,8 +11,9 @@ import (
 
 var ctx = context.Background()
 
-// base is the time test events start at (ms).
-var base = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+// base is the time test events start at (ms): now, so that the engine's
+// wall-clock sweep of expired windows agrees with the events' times.
+var base = time.Now().Truncate(time.Second).UnixMilli()
 
 const (
 	agentA = "spiffe://example.org/agent/a"

@@ -49,7 +49,7 @@ func (e *Engine) load(ctx context.Context) error {
 			stale = append(stale, winKey{rule, key})
 			continue
 		}
-		g, err := unmarshalGroup(st.rule, state)
+		g, err := unmarshalGroup(st.rule, key, state)
 		if err != nil {
 			e.log.Warn("dropping a stored detection window that does not load", "rule", rule, "err", err)
 			stale = append(stale, winKey{rule, key})
@@ -86,6 +86,11 @@ func (e *Engine) flush(final bool) {
 	e.snapshotStats()
 	if e.o.DB == nil {
 		for _, st := range e.ev.states {
+			for k := range st.dirty {
+				if g := st.groups[k]; g != nil {
+					g.dirty = false
+				}
+			}
 			clear(st.dirty)
 		}
 		return
@@ -95,6 +100,7 @@ func (e *Engine) flush(final bool) {
 		for k := range st.dirty {
 			var b []byte
 			if g := st.groups[k]; g != nil {
+				g.dirty = false
 				var err error
 				if b, err = g.marshal(); err != nil {
 					e.log.Error("could not serialise a detection window", "rule", st.rule.ID, "err", err)

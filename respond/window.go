@@ -21,6 +21,8 @@ const (
 
 // group is one rule's state for one group key.
 type group struct {
+	key     string
+	dirty   bool             // listed in its rule's dirty set
 	entries []entry          // event_count, value_sum: (time, amount), oldest first
 	values  map[string]int64 // value_count, new_value: value -> last seen (ms)
 	starts  []int64          // sequence: per step, the latest start (ms) of a partial sequence that reached it
@@ -49,19 +51,28 @@ func newRuleState(r *Rule) *ruleState {
 
 // get returns the group for key, creating it (and evicting to stay within
 // max groups) when absent.
-func (s *ruleState) get(key string, now int64, max int) *group {
-	if g, ok := s.groups[key]; ok {
+func (s *ruleState) get(kb []byte, now int64, max int) *group {
+	if g, ok := s.groups[string(kb)]; ok {
 		return g
 	}
 	if len(s.groups) >= max {
 		s.evict(now, max)
 	}
-	g := &group{}
+	key := string(kb)
+	g := &group{key: key}
 	if s.rule.Kind == KindSequence {
 		g.starts = make([]int64, len(s.rule.steps))
 	}
 	s.groups[key] = g
 	return g
+}
+
+// touch marks a group changed since the last flush.
+func (s *ruleState) touch(g *group) {
+	if !g.dirty {
+		g.dirty = true
+		s.dirty[g.key] = true
+	}
 }
 
 // evict drops the groups whose window and suppression have passed, then,
@@ -204,7 +215,7 @@ func (g *group) marshal() ([]byte, error) {
 
 // unmarshalGroup restores a stored group, refusing one that does not fit the
 // rule's shape or the engine's bounds.
-func unmarshalGroup(r *Rule, b []byte) (*group, error) {
+func unmarshalGroup(r *Rule, key string, b []byte) (*group, error) {
 	var p persisted
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, err
@@ -212,7 +223,7 @@ func unmarshalGroup(r *Rule, b []byte) (*group, error) {
 	if len(p.Entries) > maxEntries || len(p.Values) > maxDistinct {
 		return nil, fmt.Errorf("stored window exceeds the engine's bounds")
 	}
-	g := &group{entries: p.Entries, values: p.Values, quiet: p.Quiet, last: p.Last}
+	g := &group{key: key, entries: p.Entries, values: p.Values, quiet: p.Quiet, last: p.Last}
 	if r.Kind == KindSequence {
 		if len(p.Starts) != len(r.steps) {
 			return nil, fmt.Errorf("stored sequence has %d steps, the rule %d", len(p.Starts), len(r.steps))
