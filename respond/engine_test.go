@@ -29,7 +29,7 @@ import (
 type fakes struct {
 	mu        sync.Mutex
 	calls     []string
-	failFirst int   // fail this many attempts (transient) first
+	failFirst int // fail this many attempts (transient) first
 	block     chan struct{}
 	err       error // returned by every call when set
 	attempts  int
