@@ -16,10 +16,12 @@ import (
 )
 
 // realServers are the npm servers the tests run, as gateway upstreams.
-func realServers(t *testing.T) []config.Upstream {
+func realServers(t *testing.T) []config.Upstream { return realServersB(t) }
+
+func realServersB(t testing.TB) []config.Upstream {
 	t.Helper()
 	ecmd, eargs := mcptest.EverythingServer(t)
-	fcmd, fargs := mcptest.FilesystemServer(t, t.TempDir())
+	fcmd, fargs := mcptest.FilesystemServer(t)
 	mcmd, margs, menv := mcptest.MemoryServer(t)
 	env := map[string]string{}
 	for _, kv := range menv {

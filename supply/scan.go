@@ -124,9 +124,11 @@ type textRule struct {
 	re       *regexp.Regexp
 	reason   string
 	category string
-	// params: applies only to parameter descriptions; desc: only to
-	// tool descriptions; both false: everywhere.
+	// params: applies only to parameter descriptions.
 	params bool
+	// kw: the regular expression runs only on text (lower-cased) holding
+	// one of these (a cheap prefilter).
+	kw []string
 }
 
 // Rule ids.
@@ -167,6 +169,21 @@ const (
 	combinationCategories = 2
 )
 
+// ruleKeywords prefilter the rules: a rule's expression can only match
+// text holding one of its keywords.
+var ruleKeywords = map[string][]string{
+	RuleHiddenTag:     {"<", "[inst", "[/inst", "[system", "[/system", "{{"},
+	RuleOverride:      {"ignore", "disregard", "forget", "override"},
+	RuleConcealment:   {"user", "secret", "hidden", "confidential"},
+	RuleCoercion:      {"before", "prior", "otherwise", "important", "critical", "you"},
+	RuleSensitivePath: {"ssh", "id_", ".aws", "gcloud", "kube", ".docker", "npmrc", "pypirc", "netrc", "git-credentials", "gnupg", "/etc/", "_history", ".env", "claude_desktop", "mcp.json", ".cursor", "wallet", "password-store", "login data", "cookies", "keychain"},
+	RuleSecretRequest: {"key", "secret", "password", "passphrase", "token", "credential", "seed", "mnemonic", "cookie"},
+	RuleSecretValue:   {"akia", "gh", "sk-", "xox", "private key"},
+	RuleShadowing:     {"when", "every", "each", "if", "instead", "this", "these", "all", "any", "other", "change", "modif", "alter"},
+	RuleParamInstruction: {"content", "read", "include", "pass", "paste", "insert", "put", "provide", "send", "you", "assistant",
+		"model", "ai", "agent", "always", "first"},
+}
+
 // NewScanner compiles the rules.
 func NewScanner(o ScannerOptions) (*Scanner, error) {
 	if o.MaxFieldBytes <= 0 {
@@ -204,7 +221,7 @@ func NewScanner(o ScannerOptions) (*Scanner, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compiling scanner rule %s: %w", r.id, err)
 		}
-		s.text = append(s.text, textRule{id: r.id, sev: r.sev, re: re, reason: r.reason, category: r.category, params: r.params})
+		s.text = append(s.text, textRule{id: r.id, sev: r.sev, re: re, reason: r.reason, category: r.category, params: r.params, kw: ruleKeywords[r.id]})
 	}
 	var err error
 	if s.url, err = regexp.Compile(`(?i)\b(https?|wss?|ftp)://[^\s"'<>)\]}]+`); err != nil {
@@ -418,8 +435,12 @@ func (sc *toolScan) field(where, text string, param bool) {
 		text = cutUTF8(text, sc.s.maxBytes)
 	}
 	sc.unicode(where, text)
+	lower := strings.ToLower(text)
 	for _, r := range sc.s.text {
 		if r.params && !param {
+			continue
+		}
+		if len(r.kw) > 0 && !containsAny(lower, r.kw) {
 			continue
 		}
 		for _, m := range r.re.FindAllStringIndex(text, 4) {
@@ -790,6 +811,15 @@ func Max(fs []Finding, accept []string) Severity {
 		m = max(m, f.Severity)
 	}
 	return m
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, x := range subs {
+		if strings.Contains(s, x) {
+			return true
+		}
+	}
+	return false
 }
 
 func slicesContains(s []string, v string) bool {
