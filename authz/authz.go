@@ -14,6 +14,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/warden-run/warden/events"
 	"github.com/warden-run/warden/grant"
@@ -117,10 +118,7 @@ func (p *Point) Authorize(ctx context.Context, r Request) Decision {
 		d.Task, d.Grant, d.Checked = g.Task, g.ID, ch
 		entry := ch.Entry
 		d.GrantEntry = &entry
-		preq.Task = policy.Task{ID: g.Task, Intent: g.Intent, Ancestors: g.TaskChain()[1:]}
-		if g.Act != nil {
-			preq.Task.Requester = g.Act.Sub
-		}
+		preq.Task = taskOf(g)
 		pd = p.policy.Decide(ctx, preq)
 		d.Reasons = append(d.Reasons, Reason{Source: "grant", Code: string(grant.CodeOK),
 			Message: fmt.Sprintf("task %s's grant permits %s (entry %d, %s)", g.Task, r.Call.Tool, entry+1, g.Scope[entry].Tool)})
@@ -144,6 +142,44 @@ func (p *Point) Authorize(ctx context.Context, r Request) Decision {
 		d.Reasons = append(d.Reasons, Reason{Source: "record", Code: CodeUnrecorded, Message: "the decision could not be recorded, so the call is denied: " + err.Error()})
 	}
 	return d
+}
+
+// Recheck asks policy again about a call Authorize allowed, now that the
+// session knows more (r.Session carries the findings inspection raised on
+// this call): a policy that forbids on them denies the call after all. The
+// grant is not checked again and its budget stays spent. A new denial is
+// recorded; an unchanged allow is not recorded twice.
+func (p *Point) Recheck(ctx context.Context, r Request, d Decision) Decision {
+	if !d.Allow || d.Checked == nil {
+		return d
+	}
+	preq := policy.Request{Agent: agentOf(r), Action: policy.Call, Target: r.Tool, Args: r.Call.Args, Session: r.Session, Task: taskOf(d.Checked.Grant)}
+	if r.Read != nil {
+		preq.Action, preq.Target = policy.Read, r.Read
+	}
+	pd := p.policy.Decide(ctx, preq)
+	if pd.Allow {
+		return d
+	}
+	out := d
+	out.Allow, out.Code, out.Checked, out.Policies = false, string(pd.Code), nil, pd.Policies()
+	out.Reasons = slices.Clone(d.Reasons)
+	for _, pr := range pd.Reasons {
+		out.Reasons = append(out.Reasons, Reason{Source: "policy", Code: string(pd.Code), Message: pr.Message, Policy: pr.Policy, Position: pr.Position})
+	}
+	if err := p.record(ctx, preq, r.Call.Tool, pd, &out); err != nil {
+		out.Code = CodeUnrecorded
+		out.Reasons = append(out.Reasons, Reason{Source: "record", Code: CodeUnrecorded, Message: "the decision could not be recorded, so the call is denied: " + err.Error()})
+	}
+	return out
+}
+
+func taskOf(g *grant.Grant) policy.Task {
+	t := policy.Task{ID: g.Task, Intent: g.Intent, Ancestors: g.TaskChain()[1:]}
+	if g.Act != nil {
+		t.Requester = g.Act.Sub
+	}
+	return t
 }
 
 func denyGrant(err error) Decision {

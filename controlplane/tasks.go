@@ -21,7 +21,8 @@ type TaskRequest struct {
 	Agent      string      `json:"agent,omitempty"`
 	Intent     string      `json:"intent"`
 	Allow      grant.Scope `json:"allow"`
-	TTL        string      `json:"ttl,omitempty"` // Go duration; default 15m
+	Egress     []string    `json:"egress,omitempty"` // hosts the task's arguments may point at
+	TTL        string      `json:"ttl,omitempty"`    // Go duration; default 15m
 	Budget     int         `json:"budget,omitempty"`
 	Delegation int         `json:"delegation,omitempty"`
 }
@@ -44,6 +45,7 @@ type DelegateRequest struct {
 	To         string      `json:"to"`    // the agent's name
 	Intent     string      `json:"intent"`
 	Allow      grant.Scope `json:"allow"`
+	Egress     []string    `json:"egress,omitempty"` // within the parent's
 	TTL        string      `json:"ttl,omitempty"`
 	Budget     int         `json:"budget,omitempty"`
 	Delegation int         `json:"delegation,omitempty"`
@@ -150,7 +152,7 @@ func (s *Server) openTask(w http.ResponseWriter, r *http.Request, c *identity.Ca
 		}
 	}
 	t, tok, err := s.grants.Open(r.Context(), grant.OpenRequest{Grantee: grantee, Requester: c.ID.String(), Intent: req.Intent,
-		Scope: req.Allow, TTL: ttl, Budget: req.Budget, Delegation: req.Delegation})
+		Scope: req.Allow, Egress: req.Egress, TTL: ttl, Budget: req.Budget, Delegation: req.Delegation})
 	if err != nil {
 		return err
 	}
@@ -258,7 +260,7 @@ func (s *Server) delegateTask(w http.ResponseWriter, r *http.Request, c *identit
 		return err
 	}
 	t, tok, err := s.grants.Delegate(r.Context(), grant.DelegateRequest{Caller: c, ParentToken: req.Grant, To: to, Intent: req.Intent,
-		Scope: req.Allow, TTL: ttl, Budget: req.Budget, Delegation: req.Delegation})
+		Scope: req.Allow, Egress: req.Egress, TTL: ttl, Budget: req.Budget, Delegation: req.Delegation})
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,9 @@ import (
 	"github.com/warden-run/warden/events"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/policy"
+	"github.com/warden-run/warden/tier"
 )
 
 // Headers agents send.
@@ -68,6 +70,12 @@ type Options struct {
 	// Stages, when set, replace the default pipeline (tests; later issues
 	// add inspection stages).
 	Stages []Stage
+	// Inspector, when set, inspects every call's arguments (pipeline stage
+	// 4) and result (stage 6); Preset is the deployment's tier, whose flow
+	// rule and egress stance apply (an agent of a stricter tier gets its
+	// own flow rule).
+	Inspector *inspect.Inspector
+	Preset    tier.Preset
 	// Builtin returns the in-process server of a builtin upstream (the
 	// memory server). Calls to it carry the caller's context in
 	// _meta[MetaCaller]; its results may name, in _meta[MetaTaint], the
@@ -98,7 +106,11 @@ type Gateway struct {
 	stages   []Stage
 	vet      func(context.Context, string, []*mcp.Tool) map[string]string
 	builtin  func(string) (*mcp.Server, error)
-	roots    *x509bundle.Bundle
+
+	inspector *inspect.Inspector
+	preset    tier.Preset
+	volumes   sync.Map // task id -> *inspect.VolumeBudget
+	roots     *x509bundle.Bundle
 
 	ups     map[string]*upstream
 	order   []string // upstream names, sorted
@@ -139,7 +151,7 @@ func New(o Options) (*Gateway, error) {
 		sessions: newSessions(), jwts: newJWTCache(),
 	}
 	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
-	g.stages, g.vet, g.builtin = o.Stages, o.Vet, o.Builtin
+	g.stages, g.vet, g.builtin, g.inspector, g.preset = o.Stages, o.Vet, o.Builtin, o.Inspector, o.Preset
 	if g.stages == nil {
 		g.stages = DefaultStages()
 	}

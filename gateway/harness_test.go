@@ -26,6 +26,7 @@ import (
 	"github.com/warden-run/warden/internal/demotools"
 	"github.com/warden-run/warden/internal/setup"
 	"github.com/warden-run/warden/policy"
+	"github.com/warden-run/warden/tier"
 )
 
 // TestMain lets the test binary serve a demo tool over stdio, so that stdio
@@ -107,19 +108,19 @@ func startWith(t testing.TB, ups []config.Upstream, opt func(*gateway.Options)) 
 
 func startOpts(t testing.TB, ups []config.Upstream, mutate func(*config.Gateway), opt func(*gateway.Options)) *env {
 	t.Helper()
-	return startCfg(t, ups, func(c *config.Config) {
+	return startCfg(t, 0, ups, func(c *config.Config) {
 		if mutate != nil {
 			mutate(&c.Gateway)
 		}
 	}, opt)
 }
 
-// startCfg starts a gateway on a deployment whose whole configuration
-// mutate adjusts.
-func startCfg(t testing.TB, ups []config.Upstream, mutate func(*config.Config), opt func(*gateway.Options)) *env {
+// startCfg starts a gateway on a deployment at tier tr (0: the default)
+// whose whole configuration mutate adjusts.
+func startCfg(t testing.TB, tr tier.Tier, ups []config.Upstream, mutate func(*config.Config), opt func(*gateway.Options)) *env {
 	t.Helper()
 	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
-	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org"}); err != nil {
+	if _, err := setup.Init(ctx, dir, setup.InitOptions{TrustDomain: "example.org", Tier: tr}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -185,15 +186,30 @@ func (e *env) agent(t testing.TB, name string) *agentCred {
 // grantFor opens a task for the agent.
 func (e *env) grantFor(t testing.TB, a *agentCred, scope string, budget int) (*grant.Task, string) {
 	t.Helper()
-	var sc grant.Scope
-	if err := jsonUnmarshal(scope, &sc); err != nil {
-		t.Fatal(err)
+	return e.grantWith(t, a, grant.OpenRequest{Scope: scopeOf(t, scope), Budget: budget})
+}
+
+// grantWith opens a task for the agent as r asks.
+func (e *env) grantWith(t testing.TB, a *agentCred, r grant.OpenRequest) (*grant.Task, string) {
+	t.Helper()
+	r.Grantee, r.Requester = a.rec, "test"
+	if r.Intent == "" {
+		r.Intent = "pay invoice INV-42"
 	}
-	task, tok, err := e.d.Grants.Open(ctx, grant.OpenRequest{Grantee: a.rec, Requester: "test", Intent: "pay invoice INV-42", Scope: sc, Budget: budget})
+	task, tok, err := e.d.Grants.Open(ctx, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return task, tok
+}
+
+func scopeOf(t testing.TB, scope string) grant.Scope {
+	t.Helper()
+	var sc grant.Scope
+	if err := jsonUnmarshal(scope, &sc); err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }
 
 // client connects to the gateway as the agent over mTLS with the grant.

@@ -45,7 +45,7 @@ func TestMemoryPoisoningIsBlocked(t *testing.T) {
 		name := map[bool]string{false: "marked", true: "withheld"}[withhold]
 		t.Run(name, func(t *testing.T) {
 			ups := append(demoUpstreams(t), config.Upstream{Name: "memory", Builtin: "memory"})
-			e := startCfg(t, ups, func(c *config.Config) {
+			e := startCfg(t, 0, ups, func(c *config.Config) {
 				if withhold {
 					c.Memory.Untrusted = "withhold"
 				}

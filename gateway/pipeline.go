@@ -15,6 +15,7 @@ import (
 	"github.com/warden-run/warden/events"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/policy"
 )
 
@@ -60,22 +61,32 @@ func (c *Call) Sources() []string {
 	return append([]string(nil), c.session.taint...)
 }
 
-// maxTaint bounds a session's list of untrusted sources; past it the
-// session stays tainted, and further sources are not listed.
-const maxTaint = 256
-
-// Taint records that the session ingested untrusted content from each
-// source: from now on policy sees session.tainted.
-func (c *Call) Taint(sources ...string) {
-	if len(sources) == 0 {
-		return
-	}
+// listTaint adds sources to the session's list of untrusted content read.
+func (c *Call) listTaint(sources []string) {
 	c.session.mu.Lock()
 	defer c.session.mu.Unlock()
 	for _, s := range sources {
 		if len(c.session.taint) < maxTaint && !slices.Contains(c.session.taint, s) {
 			c.session.taint = append(c.session.taint, s)
 		}
+	}
+}
+
+// maxTaint bounds a session's list of untrusted sources; past it the
+// session stays tainted, and further sources are not listed.
+const maxTaint = 256
+
+// Taint records that the session ingested untrusted content from each
+// source, in this call's result: from now on policy sees session.tainted,
+// and the flow rules match later arguments against that content.
+func (c *Call) Taint(sources ...string) {
+	if len(sources) == 0 {
+		return
+	}
+	c.listTaint(sources)
+	if c.Result != nil {
+		text := resultText(c.Result)
+		c.session.inspect.Ingest(inspect.TaintSource{CallID: c.id, Tool: c.Tool.ID, At: time.Now(), Bytes: len(text)}, text)
 	}
 }
 
@@ -94,15 +105,18 @@ type Stage struct {
 	Run  func(*Call) *Denial
 }
 
-// DefaultStages is the pipeline: authenticate, authorize (grant, then
-// policy), forward upstream, and take note of untrusted output. Inspection
-// stages go between them (outbound before upstream, inbound after).
+// DefaultStages is the pipeline: authenticate, hold back quarantined tools,
+// authorize (grant, then policy), inspect the arguments (outbound), forward
+// upstream, inspect the result (inbound), and take note of untrusted
+// output.
 func DefaultStages() []Stage {
 	return []Stage{
 		{Name: "authenticate", Run: stageAuthenticate},
 		{Name: "quarantine", Run: stageQuarantine},
 		{Name: "authorize", Run: stageAuthorize},
+		{Name: "outbound", Run: stageOutbound},
 		{Name: "upstream", Run: stageUpstream},
+		{Name: "inbound", Run: stageInbound},
 		{Name: "taint", Run: stageTaint},
 	}
 }
@@ -134,15 +148,24 @@ func stageQuarantine(c *Call) *Denial {
 
 // stageAuthorize asks the decision point: the task's grant and policy.
 func stageAuthorize(c *Call) *Denial {
-	c.Decision = c.g.authz.Authorize(c.Ctx, authz.Request{
+	c.Decision = c.g.authz.Authorize(c.Ctx, c.authzRequest())
+	if c.Decision.Allow {
+		return nil
+	}
+	return c.decisionDenial()
+}
+
+func (c *Call) authzRequest() authz.Request {
+	return authz.Request{
 		Call: grant.Call{Agent: c.Caller, Token: c.auth.grant, Tool: c.Tool.ID, Args: c.Args,
 			MTLS: c.auth.mtls, DPoP: c.auth.dpop, Method: c.auth.method, URL: c.auth.url},
 		Tool:    c.Tool.Policy(),
 		Session: c.sessionFacts(),
-	})
-	if c.Decision.Allow {
-		return nil
 	}
+}
+
+// decisionDenial is a denying decision as a stage's denial.
+func (c *Call) decisionDenial() *Denial {
 	msg := c.Decision.Code
 	for _, r := range c.Decision.Reasons {
 		if r.Code == c.Decision.Code {
@@ -156,7 +179,8 @@ func stageAuthorize(c *Call) *Denial {
 func (c *Call) sessionFacts() policy.Session {
 	c.session.mu.Lock()
 	defer c.session.mu.Unlock()
-	return policy.Session{ID: c.session.id, Tainted: len(c.session.taint) > 0, TaintSources: append([]string(nil), c.session.taint...)}
+	return policy.Session{ID: c.session.id, Tainted: len(c.session.taint) > 0, TaintSources: slices.Clone(c.session.taint),
+		Findings: slices.Clone(c.session.findings)}
 }
 
 var (
@@ -247,10 +271,11 @@ func stageTaint(c *Call) *Denial {
 	if c.Result == nil {
 		return nil
 	}
-	var sources []string
 	if c.Tool.HasLabel(policy.LabelUntrustedOutput) {
-		sources = append(sources, c.Tool.ID+"#"+c.id)
+		// The inbound stage gave the content to the session's taint record.
+		c.listTaint([]string{c.taintID()})
 	}
+	var sources []string
 	if c.g.ups[c.Tool.Server].cfg.Builtin != "" {
 		if ids, ok := c.Result.Meta[MetaTaint].([]any); ok {
 			for _, id := range ids {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -11,7 +12,9 @@ import (
 	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/policy"
+	"github.com/warden-run/warden/tier"
 )
 
 // Resources and prompts are reads (policy action read on Resource or
@@ -43,9 +46,10 @@ func (g *Gateway) pseudoTool(server, name string) *Tool {
 }
 
 // read runs a resource or prompt read through the same stages as a call:
-// authenticate, authorize (as a read), forward, taint.
+// authenticate, authorize (as a read), forward, inspect, taint. forward
+// returns the text the agent would read.
 func (g *Gateway) read(ctx context.Context, extra *mcp.RequestExtra, ss *mcp.ServerSession, t *Tool, args any, target policy.Target,
-	forward func(context.Context, *mcp.ClientSession) error) error {
+	forward func(context.Context, *mcp.ClientSession) (string, error)) error {
 	ra := g.requestAuth(extra)
 	if ra == nil {
 		return &jsonrpc.Error{Code: CodeRefused, Message: "unauthenticated request"}
@@ -78,10 +82,23 @@ func (g *Gateway) read(ctx context.Context, extra *mcp.RequestExtra, ss *mcp.Ser
 	}
 	fctx, cancel := context.WithTimeout(ctx, u.timeout())
 	defer cancel()
-	if err := forward(fctx, cs); err != nil {
+	text, err := forward(fctx, cs)
+	if err != nil {
 		return err
 	}
-	c.Result = &mcp.CallToolResult{}
+	c.Result = &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}
+	if g.inspector != nil {
+		res := g.inspector.CheckInbound(ctx, inspect.Inbound{Tool: t.ID, CallID: c.taintID(), Labels: t.Labels, Content: text, Session: st.inspect})
+		if d := c.noteFindings(res); d != nil {
+			return refusal(t, d.Code, d.Message, nil)
+		}
+		// A read's contents cannot be redacted in place as a result's can:
+		// what would be redacted is withheld.
+		if res.Blocked() || res.Action == tier.ActionRedact {
+			d := blockDenial(res)
+			return refusal(t, d.Code, d.Message, d.Reasons)
+		}
+	}
 	stageTaint(c)
 	return nil
 }
@@ -104,10 +121,17 @@ func (g *Gateway) readResource(ctx context.Context, req *mcp.ReadResourceRequest
 	var res *mcp.ReadResourceResult
 	err := g.read(ctx, req.Extra, req.Session, g.pseudoTool(server, ReadResource), map[string]any{"uri": uri},
 		policy.Resource{Server: server, URI: uri},
-		func(ctx context.Context, cs *mcp.ClientSession) error {
+		func(ctx context.Context, cs *mcp.ClientSession) (string, error) {
 			var err error
-			res, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri})
-			return err
+			if res, err = cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: uri}); err != nil {
+				return "", err
+			}
+			var b strings.Builder
+			for _, c := range res.Contents {
+				b.WriteString(c.Text)
+				b.WriteByte('\n')
+			}
+			return b.String(), nil
 		})
 	return res, err
 }
@@ -116,10 +140,18 @@ func (g *Gateway) getPrompt(ctx context.Context, req *mcp.GetPromptRequest, serv
 	var res *mcp.GetPromptResult
 	err := g.read(ctx, req.Extra, req.Session, g.pseudoTool(server, GetPrompt), map[string]any{"name": name, "arguments": req.Params.Arguments},
 		policy.Prompt{Server: server, Name: name},
-		func(ctx context.Context, cs *mcp.ClientSession) error {
+		func(ctx context.Context, cs *mcp.ClientSession) (string, error) {
 			var err error
-			res, err = cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments})
-			return err
+			if res, err = cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: name, Arguments: req.Params.Arguments}); err != nil {
+				return "", err
+			}
+			var b strings.Builder
+			b.WriteString(res.Description)
+			for _, m := range res.Messages {
+				b.WriteByte('\n')
+				b.WriteString(resultText(&mcp.CallToolResult{Content: []mcp.Content{m.Content}}))
+			}
+			return b.String(), nil
 		})
 	return res, err
 }

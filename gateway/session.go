@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/inspect"
 )
 
 // session is an agent's MCP session at the gateway.
@@ -17,6 +19,8 @@ type session struct {
 	mu       sync.Mutex
 	inflight map[*inflightCall]struct{}
 	taint    []string         // ids of calls whose untrusted output the session ingested
+	inspect  *inspect.Session // the same, with the content, for the flow rules
+	findings []string         // kinds of inspection findings raised in the session
 	own      map[string]*conn // per-session upstream processes, by upstream
 	ended    bool
 }
@@ -103,7 +107,7 @@ func (s *sessions) get(ss *mcp.ServerSession, agent string) *session {
 	if st, ok := s.byID[id]; ok && st.ss == ss {
 		return st
 	}
-	st := &session{id: id, owner: agent, ss: ss, inflight: map[*inflightCall]struct{}{}}
+	st := &session{id: id, owner: agent, ss: ss, inflight: map[*inflightCall]struct{}{}, inspect: inspect.NewSession(inspect.TaintLimits{})}
 	s.byID[id] = st
 	go func() {
 		_ = ss.Wait()

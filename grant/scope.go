@@ -577,3 +577,29 @@ func (cs *compiledScope) names(tool string) bool {
 	}
 	return false
 }
+
+// Hosts lists the hosts the scope's url_host_in constraints name (at the
+// top level of an argument, or on its items): the places the task was
+// granted to reach, which inspection takes as the task's egress allow-list.
+func (s Scope) Hosts() []string {
+	var out []string
+	for _, e := range s {
+		for _, raw := range e.Args {
+			var c struct {
+				Hosts []string `json:"url_host_in"`
+				Items *struct {
+					Hosts []string `json:"url_host_in"`
+				} `json:"items"`
+			}
+			if json.Unmarshal(raw, &c) != nil {
+				continue
+			}
+			out = append(out, c.Hosts...)
+			if c.Items != nil {
+				out = append(out, c.Items.Hosts...)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

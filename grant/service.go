@@ -140,6 +140,7 @@ type Task struct {
 	Status       string     `json:"status"`
 	StatusReason string     `json:"status_reason,omitempty"`
 	Scope        Scope      `json:"scope"`
+	Egress       []string   `json:"egress,omitempty"`
 	Budget       int        `json:"budget"`
 	Used         int64      `json:"used"` // calls recorded as used (leased)
 	Depth        int        `json:"delegation_depth"`
@@ -155,6 +156,7 @@ type OpenRequest struct {
 	Requester  string           // SPIFFE ID (or local command) that asked
 	Intent     string
 	Scope      Scope
+	Egress     []string      // hosts the task's arguments may point at (see Claims.Egress)
 	TTL        time.Duration // 0: the default (15 minutes)
 	Budget     int           // 0: the default (100 calls)
 	Delegation int           // how many times it may be delegated
@@ -176,6 +178,10 @@ func (s *Service) Open(ctx context.Context, r OpenRequest) (*Task, string, error
 	if err := checkEntryBudgets(r.Scope, budget); err != nil {
 		return nil, "", err
 	}
+	egress, err := normEgress(r.Egress)
+	if err != nil {
+		return nil, "", err
+	}
 	id := "t_" + randomHex(12)
 	if err := s.precheck(ctx, r.Grantee, TaskRef{ID: id, Intent: r.Intent, Requester: r.Requester}, r.Scope); err != nil {
 		return nil, "", err
@@ -183,7 +189,7 @@ func (s *Service) Open(ctx context.Context, r OpenRequest) (*Task, string, error
 	now := s.now()
 	c := &Claims{
 		Claims: s.baseClaims(r.Grantee.ID.String(), now, now.Add(ttl)),
-		Task:   id, Intent: r.Intent, Scope: r.Scope, Budget: budget, Depth: r.Delegation,
+		Task:   id, Intent: r.Intent, Scope: r.Scope, Egress: egress, Budget: budget, Depth: r.Delegation,
 		Cnf: Cnf{JKT: r.Grantee.KeyThumbprint},
 	}
 	return s.mint(ctx, c, r.Requester, "", "/"+id+"/", "opened")
@@ -196,6 +202,7 @@ type DelegateRequest struct {
 	To          *identity.Record
 	Intent      string
 	Scope       Scope
+	Egress      []string      // within the parent's; none inherits the parent's
 	TTL         time.Duration // cut to the parent's remaining lifetime
 	Budget      int           // at most what the parent has left
 	Delegation  int           // cut to the parent's depth minus one
@@ -229,6 +236,13 @@ func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (*Task, strin
 		if !entryCoveredBy(e, parent.Scope) {
 			return nil, "", errorf(CodeDelegationWidening, "the delegation asks for %q, which the parent grant does not hold", e.Tool)
 		}
+	}
+	egress, err := normEgress(r.Egress)
+	if err != nil {
+		return nil, "", err
+	}
+	if egress, err = narrowEgress(egress, parent.Egress); err != nil {
+		return nil, "", err
 	}
 	now := s.now()
 	p := tier.For(tier.Stricter(s.set.Tier, r.To.Tier))
@@ -278,7 +292,7 @@ func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (*Task, strin
 	}
 	c := &Claims{
 		Claims: s.baseClaims(r.To.ID.String(), now, exp),
-		Task:   id, Intent: r.Intent, Scope: r.Scope, Budget: budget, Depth: r.Delegation,
+		Task:   id, Intent: r.Intent, Scope: r.Scope, Egress: egress, Budget: budget, Depth: r.Delegation,
 		Cnf:     Cnf{JKT: r.To.KeyThumbprint},
 		Act:     &Actor{Sub: r.Caller.ID.String(), Act: parent.Act},
 		Parents: append([]Link{{Task: parent.Task, JTI: parent.ID, Agent: parent.Subject, Scope: parent.Scope, Budget: parent.Budget}}, parent.Parents...),
@@ -369,7 +383,7 @@ func (s *Service) mint(ctx context.Context, c *Claims, requester, parent, path, 
 	}
 	now := s.now()
 	t := &Task{ID: c.Task, Agent: c.Subject, Intent: c.Intent, Requester: requester, Parent: parent, Status: StatusOpen,
-		Scope: c.Scope, Budget: c.Budget, Depth: c.Depth, GrantID: c.ID, CreatedAt: now.UTC(), ExpiresAt: c.Expiry.Time().UTC()}
+		Scope: c.Scope, Egress: c.Egress, Budget: c.Budget, Depth: c.Depth, GrantID: c.ID, CreatedAt: now.UTC(), ExpiresAt: c.Expiry.Time().UTC()}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -377,8 +391,9 @@ func (s *Service) mint(ctx context.Context, c *Claims, requester, parent, path, 
 		if parent != "" {
 			par = parent
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO tasks (id, agent, intent, requester, parent, path, jti, status, scope, budget, depth, created_at, expires_at)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.ID, t.Agent, t.Intent, requester, par, path, c.ID, StatusOpen, string(scope), c.Budget, c.Depth,
+		egress, _ := json.Marshal(c.Egress)
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tasks (id, agent, intent, requester, parent, path, jti, status, scope, egress, budget, depth, created_at, expires_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, t.ID, t.Agent, t.Intent, requester, par, path, c.ID, StatusOpen, string(scope), string(egress), c.Budget, c.Depth,
 			now.UnixNano(), c.Expiry.Time().UnixNano()); err != nil {
 			return fmt.Errorf("storing task: %w", err)
 		}
@@ -562,20 +577,24 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-const taskColumns = `t.id, t.agent, t.intent, t.requester, COALESCE(t.parent, ''), t.path, t.jti, t.status, t.status_reason, t.scope, t.budget, t.depth, t.created_at, t.expires_at, t.ended_at, COALESCE(b.reserved, 0)`
+const taskColumns = `t.id, t.agent, t.intent, t.requester, COALESCE(t.parent, ''), t.path, t.jti, t.status, t.status_reason, t.scope, t.egress, t.budget, t.depth, t.created_at, t.expires_at, t.ended_at, COALESCE(b.reserved, 0)`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, string, error) {
 	var (
 		t            Task
 		path, scope  string
+		egress       string
 		created, exp int64
 		ended        sql.NullInt64
 	)
-	if err := row.Scan(&t.ID, &t.Agent, &t.Intent, &t.Requester, &t.Parent, &path, &t.GrantID, &t.Status, &t.StatusReason, &scope, &t.Budget, &t.Depth, &created, &exp, &ended, &t.Used); err != nil {
+	if err := row.Scan(&t.ID, &t.Agent, &t.Intent, &t.Requester, &t.Parent, &path, &t.GrantID, &t.Status, &t.StatusReason, &scope, &egress, &t.Budget, &t.Depth, &created, &exp, &ended, &t.Used); err != nil {
 		return nil, "", err
 	}
 	if err := json.Unmarshal([]byte(scope), &t.Scope); err != nil {
 		return nil, "", fmt.Errorf("stored task %s has a corrupt scope: %w", t.ID, err)
+	}
+	if err := json.Unmarshal([]byte(egress), &t.Egress); err != nil {
+		return nil, "", fmt.Errorf("stored task %s has a corrupt egress list: %w", t.ID, err)
 	}
 	t.CreatedAt, t.ExpiresAt = time.Unix(0, created).UTC(), time.Unix(0, exp).UTC()
 	if ended.Valid {

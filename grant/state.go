@@ -47,6 +47,7 @@ var migrations = []string{
 		reserved INTEGER NOT NULL,
 		PRIMARY KEY (jti, slot)
 	);`,
+	`ALTER TABLE tasks ADD COLUMN egress TEXT NOT NULL DEFAULT 'null';`,
 }
 
 // taskStatus is what the decision path needs to know of a task.

@@ -27,9 +27,12 @@ type Claims struct {
 	Task       string `json:"task"`
 	Intent     string `json:"intent,omitempty"`
 	Scope      Scope  `json:"scope"`
-	Budget     int    `json:"budget"` // calls this grant may make
-	Depth      int    `json:"dlg"`    // how many more times it may be delegated
-	Cnf        Cnf    `json:"cnf"`
+	// Egress is the task's allow-list of hosts its calls' arguments may
+	// point at (besides the deployment's): inspection blocks any other.
+	Egress []string `json:"egress,omitempty"`
+	Budget int      `json:"budget"` // calls this grant may make
+	Depth  int      `json:"dlg"`    // how many more times it may be delegated
+	Cnf    Cnf      `json:"cnf"`
 	// Act records, as in RFC 8693 token exchange, who delegated this grant
 	// (and who delegated to them): the actor chain.
 	Act *Actor `json:"act,omitempty"`

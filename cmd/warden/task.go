@@ -184,6 +184,7 @@ policy forbids for the agent whatever the arguments are refused here.`,
 	f.DurationVar(&ttl, "ttl", 0, "lifetime (default 15m, at most the tier's ceiling)")
 	f.IntVar(&req.Budget, "budget", 0, "calls the grant allows (default 100)")
 	f.IntVar(&req.Delegation, "delegation", 0, "how many times it may be delegated")
+	f.StringSliceVar(&req.Egress, "egress", nil, "host its arguments may point at (api.example.com, *.example.com; repeatable): inspection blocks any other")
 	f.StringVar(&out, "out", "", "write the grant to this file (0600) instead of printing it")
 	sf.add(cmd)
 	outputFlag(cmd, &format)
@@ -275,6 +276,9 @@ func taskShowCmd(a *app, creds *string) *cobra.Command {
 			fmt.Fprintf(w, "  %d of %d calls used, delegation depth %d, expires %s\n", t.Used, t.Budget, t.Depth, t.ExpiresAt.Local().Format(time.RFC3339))
 			for _, e := range t.Scope {
 				fmt.Fprintf(w, "  allow %s\n", describeEntry(e))
+			}
+			if len(t.Egress) > 0 {
+				fmt.Fprintf(w, "  egress only to %s\n", strings.Join(t.Egress, ", "))
 			}
 			return nil
 		},
@@ -375,6 +379,7 @@ narrow. Tools the parent does not hold are refused.`,
 	f.DurationVar(&ttl, "ttl", 0, "lifetime (cut to the parent's)")
 	f.IntVar(&req.Budget, "budget", 0, "calls (at most what the parent has left)")
 	f.IntVar(&req.Delegation, "delegation", 0, "how many more times it may be delegated")
+	f.StringSliceVar(&req.Egress, "egress", nil, "host within the parent's egress allow-list (repeatable; none inherits the parent's)")
 	f.StringVar(&out, "out", "", "write the child grant to this file (0600) instead of printing it")
 	sf.add(cmd)
 	outputFlag(cmd, &format)

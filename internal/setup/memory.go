@@ -17,6 +17,10 @@ import (
 // entries signed with the memory key, its quarantine check the injection
 // detector, its cross-namespace reads decided by policy.
 func (d *Deployment) openMemory(ctx context.Context) error {
+	var err error
+	if d.Inspector, err = inspect.New(d.Config.Preset(), d.Config.Inspect); err != nil {
+		return fmt.Errorf("starting inspection: %w", err)
+	}
 	k, err := loadKey(d.Dir, config.KeyMemory)
 	if err != nil {
 		return err
@@ -28,12 +32,8 @@ func (d *Deployment) openMemory(ctx context.Context) error {
 	if d.MemoryStore, err = memory.OpenStore(ctx, memory.StoreOptions{DB: d.DB, Key: ek, Events: d.Events}); err != nil {
 		return err
 	}
-	det, err := inspect.NewDetector(inspect.DetectorOptions{})
-	if err != nil {
-		return fmt.Errorf("loading the injection detector for memory quarantine: %w", err)
-	}
 	d.Memory, err = memory.NewServer(memory.Options{
-		Store: d.MemoryStore, Detector: det, Policy: d.Policy, Events: d.Events, Log: d.Log.With("component", "memory"),
+		Store: d.MemoryStore, Detector: d.Inspector.Detector(), Policy: d.Policy, Events: d.Events, Log: d.Log.With("component", "memory"),
 		Withhold: d.Config.Memory.Withhold(d.Config.Tier),
 	})
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/internal/keyfile"
 	"github.com/warden-run/warden/memory"
 	"github.com/warden-run/warden/policy"
@@ -230,6 +231,9 @@ type Deployment struct {
 	// the MCP server the gateway serves as the builtin upstream "memory".
 	MemoryStore *memory.Store
 	Memory      *memory.Server
+	// Inspector inspects what flows in and out at the gateway (and finds
+	// instruction-like memory writes).
+	Inspector   *inspect.Inspector
 	memoryGuard *memory.Guard   // nil unless an upstream is guarded
 	guarded     map[string]bool // upstreams with guard: memory
 	Events      events.Sink
@@ -415,7 +419,7 @@ func (d *Deployment) NewGatewayWith(launch gateway.Launcher, opt func(*gateway.O
 		Config: d.Config.Gateway, Identity: d.Identity.Verifier(), Grants: d.Grants, Authz: d.Authz, Policy: d.Policy,
 		Events: d.Events, Log: d.Log.With("component", "gateway"), Launch: launch, Builtin: d.builtin,
 		Certs:  identity.NewCertSource(d.Identity.CA(), id, d.Config.ControlPlane.ServerNames, ips, GatewayCertTTL),
-		Stages: d.stages(),
+		Stages: d.stages(), Inspector: d.Inspector, Preset: d.Config.Preset(),
 	}
 	if opt != nil {
 		opt(&o)
