@@ -50,3 +50,19 @@ func BenchmarkPinEverything(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSnapshotEverything copies server-everything's verified tree
+// into a fresh snapshot (the first launch of an identity).
+func BenchmarkSnapshotEverything(b *testing.B) {
+	id, err := IdentityOf(realServersB(b)[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		s := &snapshots{} // the default base: /dev/shm here
+		if _, err := s.get(id); err != nil {
+			b.Fatal(err)
+		}
+		s.close()
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 
 	"github.com/warden-run/warden/config"
@@ -31,6 +32,14 @@ type LauncherOptions struct {
 	// Sink receives one Detection Finding per refused server and reason.
 	Sink events.Sink
 	Log  *slog.Logger
+	// InPlace runs servers from the verified files where they are instead
+	// of from a snapshot (see Launcher).
+	InPlace bool
+	// SnapshotDir holds the snapshots (default: the system temp dir when
+	// Next is a sandbox, else /dev/shm where writable). It must not be
+	// inside Warden's data directory or a home directory, which sandboxes
+	// never see.
+	SnapshotDir string
 }
 
 // Launcher is a gateway.Launcher that verifies a stdio server before it
@@ -38,10 +47,20 @@ type LauncherOptions struct {
 // arguments and npm tree must match the lock, file by file; its signature,
 // if one is configured, must verify. Any mismatch refuses the launch with
 // the reason.
+//
+// What runs is then a snapshot: the npm tree, the scripts and a command
+// outside the system paths are copied into a private directory while
+// being hashed again (a file that changed in between fails the copy), the
+// copy is made read-only, and the server is started from it (its
+// arguments rewritten), with only the snapshot exposed read-only in its
+// sandbox. Nothing a host process does to the original after the check
+// reaches the running server. One snapshot per pinned identity is kept
+// until Close.
 type Launcher struct {
 	o        LauncherOptions
 	mu       sync.Mutex
 	reported map[string]string
+	snaps    snapshots
 }
 
 // NewLauncher returns a verifying launcher.
@@ -52,8 +71,15 @@ func NewLauncher(o LauncherOptions) (*Launcher, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Launcher{o: o, reported: map[string]string{}}, nil
+	if _, ro := o.Next.(ReadOnlyLauncher); ro && o.SnapshotDir == "" {
+		// A sandbox cannot be shown paths under /dev (so not /dev/shm).
+		o.SnapshotDir = os.TempDir()
+	}
+	return &Launcher{o: o, reported: map[string]string{}, snaps: snapshots{base: o.SnapshotDir}}, nil
 }
+
+// Close removes the snapshots (their servers should have ended).
+func (l *Launcher) Close() { l.snaps.close() }
 
 // RefusedError is a launch refused by verification.
 type RefusedError struct {
@@ -100,8 +126,22 @@ func (l *Launcher) Start(ctx context.Context, upstream string, s *config.StdioUp
 	// finds by then.
 	run := *s
 	run.Command = now.Files[0].Path
+	run.Args = append([]string(nil), s.Args...)
+	readOnly := now.ReadOnlyPaths()
+	if !l.o.InPlace {
+		sn, err := l.snaps.get(now)
+		if err != nil {
+			err = &RefusedError{upstream, err.Error()}
+			l.refused(ctx, upstream, err)
+			return nil, err
+		}
+		r := StdioRun{Command: run.Command, Args: run.Args, Dir: run.Dir}
+		sn.rewrite(now, &r)
+		run.Command, run.Args = r.Command, r.Args
+		readOnly = sn.readOnly(&r)
+	}
 	if ro, ok := l.o.Next.(ReadOnlyLauncher); ok {
-		return ro.StartReadOnly(ctx, upstream, &run, now.ReadOnlyPaths(), stderr)
+		return ro.StartReadOnly(ctx, upstream, &run, readOnly, stderr)
 	}
 	return l.o.Next.Start(ctx, upstream, &run, stderr)
 }

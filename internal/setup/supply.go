@@ -82,6 +82,7 @@ func (d *Deployment) newSupply(next gateway.Launcher, pins func(string) (*supply
 	if s.Launcher, err = supply.NewLauncher(supply.LauncherOptions{Next: next, Pins: pins, Signatures: sigs, Sink: d.Events, Log: log}); err != nil {
 		return nil, err
 	}
+	d.closers = append(d.closers, func() error { s.Launcher.Close(); return nil })
 	return s, nil
 }
 
