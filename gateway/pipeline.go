@@ -76,18 +76,15 @@ func (c *Call) listTaint(sources []string) {
 // session stays tainted, and further sources are not listed.
 const maxTaint = 256
 
-// Taint records that the session ingested untrusted content from each
-// source, in this call's result: from now on policy sees session.tainted,
-// and the flow rules match later arguments against that content.
-func (c *Call) Taint(sources ...string) {
+// Taint records that the session ingested untrusted content, from each
+// source: from now on policy sees session.tainted, and the flow rules match
+// later arguments against content.
+func (c *Call) Taint(content string, sources ...string) {
 	if len(sources) == 0 {
 		return
 	}
 	c.listTaint(sources)
-	if c.Result != nil {
-		text := resultText(c.Result)
-		c.session.inspect.Ingest(inspect.TaintSource{CallID: c.id, Tool: c.Tool.ID, At: time.Now(), Bytes: len(text)}, text)
-	}
+	c.session.inspect.Ingest(inspect.TaintSource{CallID: c.id, Tool: c.Tool.ID, At: time.Now(), Bytes: len(content)}, content)
 }
 
 // Denial stops a call: its stage, a stable code, and the reasons.
@@ -275,18 +272,20 @@ func stageTaint(c *Call) *Denial {
 		// The inbound stage gave the content to the session's taint record.
 		c.listTaint([]string{c.taintID()})
 	}
-	var sources []string
 	if c.g.ups[c.Tool.Server].cfg.Builtin != "" {
-		if ids, ok := c.Result.Meta[MetaTaint].([]any); ok {
+		if m, ok := c.Result.Meta[MetaTaint].(map[string]any); ok {
+			var sources []string
+			ids, _ := m["sources"].([]any)
 			for _, id := range ids {
 				if s, ok := id.(string); ok && len(s) < 1024 {
 					sources = append(sources, s)
 				}
 			}
+			content, _ := m["content"].(string)
+			c.Taint(content, sources...)
 		}
 		delete(c.Result.Meta, MetaTaint) // Warden's bookkeeping, not the agent's
 	}
-	c.Taint(sources...)
 	return nil
 }
 

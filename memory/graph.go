@@ -272,6 +272,9 @@ type Served struct {
 	// Untrusted lists the untrusted pieces served (marked), with their
 	// provenance: reading them taints the session.
 	Untrusted []Prov `json:"-"`
+	// UntrustedText is the text of the untrusted pieces served: the
+	// content that taints the reader, for the flow rules to match.
+	UntrustedText []string `json:"-"`
 	// Withheld counts the untrusted pieces left out.
 	Withheld int `json:"-"`
 	// Entries are the ids and hashes of every entry that contributed.
@@ -306,12 +309,17 @@ func (g *Graph) Serve(withhold bool) *Served {
 			continue
 		}
 		out := EntityArg{Name: e.Name, EntityType: e.EntityType, Observations: []string{}}
+		if e.Prov.Trust != Trusted {
+			s.UntrustedText = append(s.UntrustedText, e.Name+" "+e.EntityType)
+			out.EntityType = mark(e.Prov) + e.EntityType
+		}
 		for _, o := range e.Observations {
 			if !note(o.Prov) {
 				continue
 			}
 			text := o.Text
 			if o.Prov.Trust != Trusted {
+				s.UntrustedText = append(s.UntrustedText, o.Text)
 				text = mark(o.Prov) + text
 			}
 			out.Observations = append(out.Observations, text)
@@ -325,6 +333,7 @@ func (g *Graph) Serve(withhold bool) *Served {
 		}
 		rt := r.RelationType
 		if r.Prov.Trust != Trusted {
+			s.UntrustedText = append(s.UntrustedText, r.From+" "+r.RelationType+" "+r.To)
 			rt = mark(r.Prov) + rt
 		}
 		s.Relations = append(s.Relations, RelationArg{From: r.From, To: r.To, RelationType: rt})

@@ -109,22 +109,28 @@ func entityItem(name, typ string) item         { return itemOf("entity", name, t
 func observationItem(entity, text string) item { return itemOf("observation", entity, text) }
 func relationItem(r RelationArg) item          { return itemOf("relation", r.From, r.RelationType, r.To) }
 
+// Tainting is the untrusted content a read served: it taints the reading
+// session.
+type Tainting struct {
+	Sources []string // ids of the writes that put it there
+	Content string   // its text, for the flow rules to match
+}
+
 // Observe takes note of a completed call. A successful write is recorded; a
 // read has what was never written through Warden withheld, and untrusted
-// items withheld or marked. It returns the ids of the untrusted items a
-// read served: they taint the reading session. An error means the call's
-// result must not reach the agent.
-func (g *Guard) Observe(ctx context.Context, c *GuardedCall) ([]string, error) {
+// items withheld or marked. It returns the untrusted content a read served.
+// An error means the call's result must not reach the agent.
+func (g *Guard) Observe(ctx context.Context, c *GuardedCall) (Tainting, error) {
 	if c.Result == nil || c.Result.IsError {
-		return nil, nil
+		return Tainting{}, nil
 	}
 	switch c.Tool {
 	case "create_entities", "add_observations", "create_relations":
-		return nil, g.recordWrite(ctx, c)
+		return Tainting{}, g.recordWrite(ctx, c)
 	case "read_graph", "search_nodes", "open_nodes":
 		return g.checkRead(ctx, c)
 	}
-	return nil, nil
+	return Tainting{}, nil
 }
 
 // writtenItems lists what a write's arguments put in the graph.
@@ -268,10 +274,11 @@ func parseGraph(r *mcp.CallToolResult) (*servedGraph, error) {
 	return nil, errors.New("the answer holds no knowledge graph")
 }
 
-func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error) {
+func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) (Tainting, error) {
+	var none Tainting
 	in, err := parseGraph(c.Result)
 	if err != nil {
-		return nil, fmt.Errorf("Warden could not check what memory server %s returned, so it is not served: %w", c.Server, err)
+		return none, fmt.Errorf("Warden could not check what memory server %s returned, so it is not served: %w", c.Server, err)
 	}
 	var items []item
 	for _, e := range in.Entities {
@@ -285,16 +292,18 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 	}
 	known, err := g.lookup(ctx, c.Server, items)
 	if err != nil {
-		return nil, fmt.Errorf("Warden could not check what memory server %s returned, so it is not served: %w", c.Server, err)
+		return none, fmt.Errorf("Warden could not check what memory server %s returned, so it is not served: %w", c.Server, err)
 	}
 
 	out := servedGraph{Entities: []EntityArg{}, Relations: []RelationArg{}}
 	var unknown []string
 	withheld := 0
 	var taint []string
+	var tainted []string // the untrusted texts served
 	h := sha256.New()
-	// keep decides one item: served as is, served marked, or withheld.
-	keep := func(it item, what string) (string, bool) {
+	// keep decides one item, whose text is text: served as is, served
+	// marked, or withheld.
+	keep := func(it item, what, text string) (string, bool) {
 		r := known[it.digest]
 		if r == nil {
 			unknown = append(unknown, what)
@@ -310,6 +319,7 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 			return "", false
 		}
 		fmt.Fprintln(h, it.digest)
+		tainted = append(tainted, text)
 		id := "memory:" + c.Server + "@" + r.Call
 		if !slices.Contains(taint, id) {
 			taint = append(taint, id)
@@ -318,7 +328,7 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 	}
 	kept := map[string]bool{}
 	for _, e := range in.Entities {
-		prefix, ok := keep(entityItem(e.Name, e.EntityType), fmt.Sprintf("entity %q", e.Name))
+		prefix, ok := keep(entityItem(e.Name, e.EntityType), fmt.Sprintf("entity %q", e.Name), e.Name+" "+e.EntityType)
 		if !ok {
 			continue
 		}
@@ -327,7 +337,7 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 			se.EntityType = prefix + e.EntityType
 		}
 		for _, o := range e.Observations {
-			if p, ok := keep(observationItem(e.Name, o), fmt.Sprintf("observation of %q", e.Name)); ok {
+			if p, ok := keep(observationItem(e.Name, o), fmt.Sprintf("observation of %q", e.Name), o); ok {
 				se.Observations = append(se.Observations, p+o)
 			}
 		}
@@ -338,7 +348,7 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 		if !kept[r.From] && !kept[r.To] {
 			continue // both ends withheld
 		}
-		if p, ok := keep(relationItem(r), fmt.Sprintf("relation %s -%s-> %s", r.From, r.RelationType, r.To)); ok {
+		if p, ok := keep(relationItem(r), fmt.Sprintf("relation %s -%s-> %s", r.From, r.RelationType, r.To), r.From+" "+r.RelationType+" "+r.To); ok {
 			r.RelationType = p + r.RelationType
 			out.Relations = append(out.Relations, r)
 		}
@@ -346,7 +356,7 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	c.Result.Content = []mcp.Content{&mcp.TextContent{Text: string(b)}}
 	c.Result.StructuredContent = out
@@ -365,10 +375,10 @@ func (g *Guard) checkRead(ctx context.Context, c *GuardedCall) ([]string, error)
 		"server": c.Server, "served_digest": hex.EncodeToString(h.Sum(nil)), "unknown": strconv.Itoa(len(unknown)),
 		"untrusted": strconv.Itoa(len(taint)), "withheld": strconv.Itoa(withheld), "call": c.Caller.Call}}
 	if err := g.events.Emit(ctx, ev); err != nil {
-		return nil, fmt.Errorf("the read could not be recorded, so nothing is served: %w", err)
+		return none, fmt.Errorf("the read could not be recorded, so nothing is served: %w", err)
 	}
 	sort.Strings(taint)
-	return taint, nil
+	return Tainting{Sources: taint, Content: strings.Join(tainted, "\n")}, nil
 }
 
 // flag raises, once per item, the event for something read back that was

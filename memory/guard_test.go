@@ -49,7 +49,7 @@ func TestGuardOverServerMemory(t *testing.T) {
 	tainted := clean
 	tainted.Session, tainted.Call, tainted.Sources = "s2", "c2", []string{"email.list_inbox#k1"}
 
-	call := func(c Caller, tool, args string) (*mcp.CallToolResult, []string, error) {
+	call := func(c Caller, tool, args string) (*mcp.CallToolResult, Tainting, error) {
 		t.Helper()
 		r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: json.RawMessage(args)})
 		if err != nil || r.IsError {
@@ -88,7 +88,7 @@ func TestGuardOverServerMemory(t *testing.T) {
 	if !strings.Contains(out, "[UNTRUSTED memory, written by spiffe://x/agent/a in task t1") || !strings.Contains(out, "pays to acct-supplier") {
 		t.Fatalf("provenance missing: %s", out)
 	}
-	if len(taint) != 1 || taint[0] != "memory:mem@c2" {
+	if len(taint.Sources) != 1 || taint.Sources[0] != "memory:mem@c2" || taint.Content != "prefers email" {
 		t.Fatalf("taint = %v", taint)
 	}
 	if n := len(rec.Find(ReasonTampered)); n != 1 {

@@ -234,7 +234,7 @@ func TestServerProvenanceQuarantineAndTaint(t *testing.T) {
 	if !strings.Contains(text(r), "[UNTRUSTED memory agent/a#2") {
 		t.Fatalf("untrusted entry not marked: %s", text(r))
 	}
-	if taint, ok := r.Meta[MetaTaint].([]any); !ok || len(taint) != 1 {
+	if taint, ok := r.Meta[MetaTaint].(map[string]any); !ok || len(taint["sources"].([]any)) != 1 || taint["content"] != "prefers email" {
 		t.Fatalf("taint meta = %v", r.Meta)
 	}
 	if reads := rec.Find("memory_read"); len(reads) != 1 || reads[0].Warden.Attrs["served_digest"] == "" {

@@ -22,7 +22,8 @@ import (
 
 // The gateway's in-process protocol with built-in upstreams: it puts the
 // caller's context in a forwarded call's _meta under MetaCaller (never
-// anything the agent sent), and reads MetaTaint from the result: the ids of
+// anything the agent sent), and reads MetaTaint from the result,
+// {"sources": [...], "content": "..."}: the ids and the text of
 // untrusted content the result carried, which taint the session.
 const (
 	MetaCaller = "warden.dev/caller"
@@ -309,7 +310,7 @@ func addRead[In any](s *Server, name, desc string, pick func(*Graph, In) *Graph,
 				for _, p := range served.Untrusted {
 					ids = append(ids, "memory:"+p.Entry)
 				}
-				r.Meta = mcp.Meta{MetaTaint: ids}
+				r.Meta = mcp.Meta{MetaTaint: map[string]any{"sources": ids, "content": strings.Join(served.UntrustedText, "\n")}}
 			}
 			if err := s.recordRead(ctx, c, space, served); err != nil {
 				return failure(err), nil, nil // what an agent is served is always on record

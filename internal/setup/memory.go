@@ -65,7 +65,7 @@ func (d *Deployment) guardStage() gateway.Stage {
 		if err != nil {
 			return &gateway.Denial{Code: "memory_unverified", Message: err.Error()}
 		}
-		c.Taint(taint...)
+		c.Taint(taint.Content, taint.Sources...)
 		return nil
 	}}
 }
