@@ -12,6 +12,7 @@ import (
 	"github.com/warden-run/warden/authz"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/inspect"
+	"github.com/warden-run/warden/policy"
 	"github.com/warden-run/warden/tier"
 )
 
@@ -72,6 +73,7 @@ func stageInbound(c *Call) *Denial {
 	}
 	res := in.CheckInbound(c.Ctx, inspect.Inbound{Tool: c.Tool.ID, CallID: c.taintID(), Labels: c.Tool.Labels,
 		Content: resultText(c.Result), Session: c.session.inspect})
+	c.untrustedRead()
 	if d := c.noteFindings(res); d != nil {
 		return d
 	}
@@ -83,6 +85,15 @@ func stageInbound(c *Call) *Denial {
 		c.Result.StructuredContent = nil // it carried the same content, unredacted
 	}
 	return nil
+}
+
+// untrustedRead taints the session when the tool's output is untrusted:
+// it has been read (by Warden, on the agent's behalf) even when it is then
+// withheld, and the session's writes from now on are untrusted.
+func (c *Call) untrustedRead() {
+	if c.Tool.HasLabel(policy.LabelUntrustedOutput) {
+		c.listTaint([]string{c.taintID()})
+	}
 }
 
 // taintID is how a source of untrusted content is named: server.tool#call.

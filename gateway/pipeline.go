@@ -268,10 +268,7 @@ func stageTaint(c *Call) *Denial {
 	if c.Result == nil {
 		return nil
 	}
-	if c.Tool.HasLabel(policy.LabelUntrustedOutput) {
-		// The inbound stage gave the content to the session's taint record.
-		c.listTaint([]string{c.taintID()})
-	}
+	c.untrustedRead() // the inbound stage gave the content to the taint record
 	if c.g.ups[c.Tool.Server].cfg.Builtin != "" {
 		if m, ok := c.Result.Meta[MetaTaint].(map[string]any); ok {
 			var sources []string

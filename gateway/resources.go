@@ -89,6 +89,7 @@ func (g *Gateway) read(ctx context.Context, extra *mcp.RequestExtra, ss *mcp.Ser
 	c.Result = &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: text}}}
 	if g.inspector != nil {
 		res := g.inspector.CheckInbound(ctx, inspect.Inbound{Tool: t.ID, CallID: c.taintID(), Labels: t.Labels, Content: text, Session: st.inspect})
+		c.untrustedRead()
 		if d := c.noteFindings(res); d != nil {
 			return refusal(t, d.Code, d.Message, nil)
 		}
