@@ -434,10 +434,10 @@ func (s *Service) Decide(ctx context.Context, id, decider string, approve bool, 
 			return err
 		}
 		now := s.o.Now()
-		if a.Status != Pending {
+		if a.Status != Pending && a.Status != Expired {
 			return &Error{Code: CodeDecided, Msg: fmt.Sprintf("approval %s is already %s", id, a.Status)}
 		}
-		if !now.Before(a.ExpiresAt) {
+		if a.Status == Expired || !now.Before(a.ExpiresAt) {
 			return &Error{Code: CodeExpired, Msg: fmt.Sprintf("approval %s expired at %s", id, a.ExpiresAt.UTC().Format(time.RFC3339))}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, note = ? WHERE id = ? AND status = ?`,

@@ -65,6 +65,7 @@ type Notifier struct {
 	q       chan Message
 	wg      sync.WaitGroup
 	mu      sync.Mutex
+	closed  bool
 	dropped uint64
 	sent    uint64
 	failed  uint64
@@ -141,9 +142,9 @@ func (n *Notifier) drain(cause error) {
 // Close stops taking messages and waits for the ones queued to be tried.
 func (n *Notifier) Close() {
 	n.mu.Lock()
-	if n.q != nil {
+	if !n.closed {
+		n.closed = true
 		close(n.q)
-		n.q = nil
 	}
 	n.mu.Unlock()
 	n.wg.Wait()
@@ -154,7 +155,7 @@ func (n *Notifier) Close() {
 func (n *Notifier) Send(m Message) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.q == nil {
+	if n.closed {
 		if m.Done != nil {
 			go m.Done(0, errors.New("notifier closed"))
 		}

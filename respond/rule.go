@@ -464,7 +464,7 @@ func ParseSpan(s string) (time.Duration, error) {
 		var days int
 		days, err = strconv.Atoi(n)
 		if err == nil && (days < 0 || days > 30) {
-			err = errors.New("out of range")
+			return 0, fmt.Errorf("%q: want between 0 and 30d", s)
 		}
 		d = time.Duration(days) * 24 * time.Hour
 	} else {
