@@ -605,8 +605,7 @@ func (sc *toolScan) unicode(where, text string) {
 			flush()
 		}
 		if cur == nil {
-			if n := 0; len(sc.out) >= maxFindingsPerTool {
-				_ = n
+			if len(sc.out) >= maxFindingsPerTool {
 				return
 			}
 			cur = &run{rule: rule, sev: sev, start: i}

@@ -113,7 +113,7 @@ func (v *Vetter) Vet(ctx context.Context, server string, tools []*mcp.Tool) map[
 		if t == nil {
 			continue
 		}
-		c := v.vet(t)
+		c := v.vet(server, t)
 		var vd verdict
 		switch {
 		case c.err != nil:
@@ -257,7 +257,7 @@ func (v *Vetter) observe(server string, tools []*mcp.Tool) {
 
 // vet returns the (cached) hashes and findings of a listed tool. Called
 // with v.mu held; the scan is bounded per tool.
-func (v *Vetter) vet(t *mcp.Tool) *vetted {
+func (v *Vetter) vet(server string, t *mcp.Tool) *vetted {
 	c := v.cache[t]
 	if c == nil {
 		c = &vetted{gen: -1}
@@ -268,14 +268,6 @@ func (v *Vetter) vet(t *mcp.Tool) *vetted {
 		v.cache[t] = c
 	}
 	if v.o.Scanner != nil && c.gen != v.idxGen {
-		server := ""
-		for s, ts := range v.listings {
-			for _, x := range ts {
-				if x == t {
-					server = s
-				}
-			}
-		}
 		c.findings = v.o.Scanner.ScanTool(server, t, v.idx)
 		c.gen = v.idxGen
 	}
