@@ -70,7 +70,8 @@ func (d *Deployment) newSupply(next gateway.Launcher, pins func(string) (*supply
 	if sl, ok := next.(*sandboxLauncher); ok {
 		next = readOnlySandbox{sl}
 	}
-	if pins == nil {
+	fromLock := pins == nil
+	if fromLock {
 		pins = supply.LockPins(s.Store)
 	}
 	sigs := map[string]supply.SignatureCheck{}
@@ -83,6 +84,9 @@ func (d *Deployment) newSupply(next gateway.Launcher, pins func(string) (*supply
 		return nil, err
 	}
 	d.closers = append(d.closers, func() error { s.Launcher.Close(); return nil })
+	if _, err := s.Store.Current(); err != nil && fromLock {
+		log.Warn("every upstream tool is held back until the lock is fixed", "lock", s.Store.Path(), "err", err)
+	}
 	return s, nil
 }
 
