@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/warden-run/warden/events"
@@ -84,10 +85,17 @@ func compileActions(specs []ActionSpec) ([]Action, error) {
 // missing implementation makes its action fail (recorded), never succeed
 // silently.
 
-// Revoker revokes a task's grant and everything delegated from it.
+// Revoker revokes a task's grant and everything delegated from it, or,
+// when an alert names no task (a refusal made before the grant's task was
+// known), every open task of the agent.
 type Revoker interface {
 	RevokeTask(ctx context.Context, task, reason string) error
+	RevokeAgentTasks(ctx context.Context, agent, reason string) (int, error)
 }
+
+// agentTarget marks a revoke_grant target that is an agent (all its open
+// tasks) rather than one task.
+const agentTarget = "agent "
 
 // Disabler disables an agent (its grants are revoked and its sessions
 // dropped by the hooks the composition root wires).
@@ -179,10 +187,13 @@ type ActionResult struct {
 func target(a Alert, t ActionType) (string, error) {
 	switch t {
 	case ActRevokeGrant:
-		if a.Task == "" {
-			return "", fmt.Errorf("%w: the alert names no task to revoke", ErrPermanent)
+		switch {
+		case a.Task != "":
+			return a.Task, nil
+		case a.Agent != "":
+			return agentTarget + a.Agent, nil
 		}
-		return a.Task, nil
+		return "", fmt.Errorf("%w: the alert names no task or agent to revoke", ErrPermanent)
 	case ActNotify:
 		return a.ID, nil
 	case ActSnapshotMemory:
@@ -236,6 +247,10 @@ func (x *Actions) once(ctx context.Context, a Alert, act Action, tgt, reason str
 	case ActRevokeGrant:
 		if x.Revoker == nil {
 			return "", missing("grant revocation")
+		}
+		if agent, ok := strings.CutPrefix(tgt, agentTarget); ok {
+			n, err := x.Revoker.RevokeAgentTasks(ctx, agent, reason)
+			return fmt.Sprintf("the alert names no task: %d open tasks of the agent revoked", n), err
 		}
 		return "task " + tgt + " revoked", x.Revoker.RevokeTask(ctx, tgt, reason)
 	case ActDisableAgent:

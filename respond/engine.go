@@ -82,6 +82,7 @@ type Engine struct {
 	acts  chan Alert
 	ev    *evaluator
 
+	fence     sync.Map      // "task "+id or "agent "+id -> fenceEntry: contained here before the durable action is done
 	pending   sync.Map      // agent -> *atomic.Int64: events and alerts not yet handled
 	drops     sync.Map      // agent -> *atomic.Int64: unix nanos of the last drop
 	head      atomic.Int64  // received time of the event being evaluated (0: idle)
@@ -312,9 +313,7 @@ func (e *Engine) handle(ctx context.Context, it item, alerts []Alert) []Alert {
 		if a.Agent != "" {
 			e.counter(&e.pending, a.Agent).Add(1)
 		}
-		if err := e.o.Record.Emit(context.WithoutCancel(ctx), findingEvent(a)); err != nil {
-			e.log.Error("could not record a detection finding", "rule", a.Rule, "err", err)
-		}
+		e.raiseFence(a)
 		if e.o.OnAlert != nil {
 			e.o.OnAlert(a)
 		}
@@ -354,10 +353,13 @@ func (e *Engine) actLoop(ctx context.Context) {
 }
 
 // act runs an alert's actions. Containment actions run here, with retries;
-// notify is handed to the notifier and never waited for.
+// notify is handed to the notifier and never waited for. The finding is
+// recorded with the first action's record, so that the first containment
+// does not wait for the audit log.
 func (e *Engine) act(ctx context.Context, a Alert) {
 	p := e.o.Preset(a.Agent)
 	reason := fmt.Sprintf("rule %s (%s)", a.Rule, a.Title)
+	recorded := false
 	for _, act := range a.Actions {
 		start := time.Now()
 		res := ActionResult{Alert: a.ID, Rule: a.Rule, Action: act.Type}
@@ -375,22 +377,35 @@ func (e *Engine) act(ctx context.Context, a Alert) {
 			k := idemKey(act.Type, tgt)
 			if t, ok := e.done[k]; ok && time.Since(t) < time.Hour && act.Type != ActRequireApproval {
 				res.Outcome, res.Detail = OutcomeAlready, "done at "+t.UTC().Format(time.RFC3339Nano)
+				e.lowerFence(act.Type, tgt)
 				break
 			}
 			res.Detail, res.Attempts, err = e.o.Actions.run(ctx, a, act, tgt, reason, e.o.Now)
 			if err != nil {
 				res.Outcome, res.Error = OutcomeFailed, err.Error()
-				e.log.Error("containment action failed", "rule", a.Rule, "action", act.Type, "target", tgt, "attempts", res.Attempts, "err", err)
+				e.log.Error("containment action failed; the fence stays up", "rule", a.Rule, "action", act.Type, "target", tgt, "attempts", res.Attempts, "err", err)
 			} else {
 				res.Outcome = OutcomeDone
 				e.done[k] = time.Now()
 				if !a.received.IsZero() {
 					res.SinceEvent = time.Since(a.received)
 				}
+				e.lowerFence(act.Type, tgt)
 			}
 		}
 		res.Took = time.Since(start)
+		if !recorded {
+			recorded = true
+			if err := e.o.Record.Emit(ctx, findingEvent(a)); err != nil {
+				e.log.Error("could not record a detection finding", "rule", a.Rule, "err", err)
+			}
+		}
 		e.record(ctx, a, res)
+	}
+	if !recorded {
+		if err := e.o.Record.Emit(ctx, findingEvent(a)); err != nil {
+			e.log.Error("could not record a detection finding", "rule", a.Rule, "err", err)
+		}
 	}
 	if len(e.done) > 10000 {
 		for k, t := range e.done {
@@ -399,6 +414,93 @@ func (e *Engine) act(ctx context.Context, a Alert) {
 			}
 		}
 	}
+}
+
+// The fence: the moment a rule fires, the worker marks what its automatic
+// revoke_grant or disable_agent will contain (the task, or the agent) as
+// contained in this process, so that the gateway's contained stage denies
+// it at once, before the durable action (a database transaction and an
+// audit record) is done. The fence comes down when the durable action
+// succeeds (the grant state or the registry then says the same), and stays
+// up for fenceTTL when it fails: containment fails closed.
+
+// fenceTTL bounds a fence whose durable action failed.
+const fenceTTL = time.Hour
+
+type fenceEntry struct {
+	rule  string
+	until time.Time
+}
+
+func fenceKey(t ActionType, tgt string) (string, bool) {
+	switch t {
+	case ActRevokeGrant:
+		if agent, ok := strings.CutPrefix(tgt, agentTarget); ok {
+			return "agent " + agent, true
+		}
+		return "task " + tgt, true
+	case ActDisableAgent:
+		return "agent " + tgt, true
+	}
+	return "", false
+}
+
+func (e *Engine) raiseFence(a Alert) {
+	var p *tier.Preset
+	for _, act := range a.Actions {
+		if act.Type != ActRevokeGrant && act.Type != ActDisableAgent {
+			continue
+		}
+		if p == nil {
+			pp := e.o.Preset(a.Agent)
+			p = &pp
+		}
+		if !Automatic(*p, act.Type) {
+			continue
+		}
+		tgt, err := target(a, act.Type)
+		if err != nil {
+			continue
+		}
+		if k, ok := fenceKey(act.Type, tgt); ok {
+			e.fence.Store(k, fenceEntry{rule: a.Rule, until: time.Now().Add(fenceTTL)})
+		}
+	}
+}
+
+func (e *Engine) lowerFence(t ActionType, tgt string) {
+	if k, ok := fenceKey(t, tgt); ok {
+		e.fence.Delete(k)
+	}
+}
+
+// Contained reports whether detection has contained the agent, or one of
+// the tasks (a call's task and its ancestors), in this process, and by
+// which rule.
+func (e *Engine) Contained(agent string, tasks []string) (string, bool) {
+	check := func(k string) (string, bool) {
+		v, ok := e.fence.Load(k)
+		if !ok {
+			return "", false
+		}
+		f := v.(fenceEntry)
+		if time.Now().After(f.until) {
+			e.fence.CompareAndDelete(k, v)
+			return "", false
+		}
+		return f.rule, true
+	}
+	if agent != "" {
+		if r, ok := check("agent " + agent); ok {
+			return r, true
+		}
+	}
+	for _, t := range tasks {
+		if r, ok := check("task " + t); ok {
+			return r, true
+		}
+	}
+	return "", false
 }
 
 func (e *Engine) record(ctx context.Context, a Alert, res ActionResult) {

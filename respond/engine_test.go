@@ -54,6 +54,9 @@ func (f *fakes) note(what string) error {
 }
 
 func (f *fakes) RevokeTask(_ context.Context, task, _ string) error { return f.note("revoke " + task) }
+func (f *fakes) RevokeAgentTasks(_ context.Context, agent, _ string) (int, error) {
+	return 1, f.note("revoke all of " + agent)
+}
 func (f *fakes) DisableAgent(_ context.Context, agent, _ string) error {
 	return f.note("disable " + agent)
 }
@@ -231,14 +234,71 @@ func TestEngineActionsAreRetriedAndIdempotent(t *testing.T) {
 	}
 }
 
-// An alert without a task cannot revoke one: the action fails, recorded;
-// the playbook carries on.
-func TestEngineActionWithoutTargetFails(t *testing.T) {
+// An alert without a task revokes every open task of the agent; one
+// without an agent either cannot contain anyone: the action fails,
+// recorded, and the playbook carries on.
+func TestEngineActionTargets(t *testing.T) {
 	f := &fakes{}
 	e, rec := startEngine(t, f, engineOpts{rules: `{id: r, condition: 'reason == "x"', actions: [revoke_grant, kill_sessions]}`})
 	emitAll(t, e, ev{agent: agentA, reason: "x"})
-	if got := remediations(rec); !slices.Equal(got, []string{"revoke_grant:failed", "kill_sessions:done"}) {
+	if got := f.got(); !slices.Equal(got, []string{"revoke all of " + agentA, "sessions " + agentA}) {
+		t.Fatalf("calls %v", got)
+	}
+	emitAll(t, e, ev{reason: "x", uid: "no-agent"})
+	if got := remediations(rec); !slices.Equal(got, []string{"revoke_grant:done", "kill_sessions:done", "revoke_grant:failed", "kill_sessions:failed"}) {
 		t.Fatalf("recorded %v", got)
+	}
+}
+
+// The fence: the moment a rule fires, the task (or agent) it will revoke
+// counts as contained in this process, before the durable revocation;
+// the fence comes down once the revocation is done, and stays up if it
+// fails.
+func TestFenceContainsBeforeTheDurableAction(t *testing.T) {
+	f := &fakes{block: make(chan struct{})}
+	e, _ := startEngine(t, f, engineOpts{tier: tier.Advanced, rules: `{id: r, condition: 'reason == "x"', actions: [revoke_grant]}`})
+	if err := e.Emit(ctx, ev{agent: agentA, task: "t1", reason: "x"}.event()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if rule, ok := e.Contained(agentB, []string{"t0", "t1"}); ok && rule == "r" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not contained while the revocation is stuck")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, ok := e.Contained(agentA, []string{"t2"}); ok {
+		t.Fatal("another task of the agent is contained")
+	}
+	stage := ContainedStage(e)
+	id := spiffeid.RequireFromString(agentA)
+	if d := stage.Run(&gateway.Call{Ctx: ctx, Tool: &gateway.Tool{ID: "x.y"}, Caller: &identity.Caller{ID: id}}); d != nil {
+		t.Fatalf("a call with no task was denied: %+v", d)
+	}
+	close(f.block)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.Contained(agentA, []string{"t1"}); ok {
+		t.Fatal("the fence stayed up after the revocation was done")
+	}
+	// a failing revocation keeps the fence up
+	f2 := &fakes{err: errors.New("disk full")}
+	e2, _ := startEngine(t, f2, engineOpts{tier: tier.Advanced, rules: `{id: r, condition: 'reason == "x"', actions: [revoke_grant]}`})
+	emitAll(t, e2, ev{agent: agentA, task: "t1", reason: "x"})
+	if _, ok := e2.Contained(agentA, []string{"t1"}); !ok {
+		t.Fatal("the fence came down though the revocation failed")
+	}
+	// at Foundation nothing is revoked automatically, so nothing is fenced
+	e3, _ := startEngine(t, &fakes{}, engineOpts{tier: tier.Foundation, rules: `{id: r, condition: 'reason == "x"', actions: [revoke_grant]}`})
+	emitAll(t, e3, ev{agent: agentA, task: "t1", reason: "x"})
+	if _, ok := e3.Contained(agentA, []string{"t1"}); ok {
+		t.Fatal("Foundation fenced")
 	}
 }
 

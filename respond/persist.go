@@ -82,6 +82,12 @@ func (e *Engine) flush(final bool) {
 	if now.Sub(e.lastSwp) > 5*time.Second || final {
 		e.sweep(now.UnixMilli())
 		e.lastSwp = now
+		e.fence.Range(func(k, v any) bool {
+			if time.Now().After(v.(fenceEntry).until) {
+				e.fence.CompareAndDelete(k, v)
+			}
+			return true
+		})
 	}
 	e.snapshotStats()
 	if e.o.DB == nil {

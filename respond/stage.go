@@ -14,9 +14,36 @@ import (
 
 // Stage names, for placing them in a pipeline.
 const (
-	StageBacklog  = "detection_backlog"
-	StageApproval = "approval"
+	StageBacklog   = "detection_backlog"
+	StageContained = "contained"
+	StageApproval  = "approval"
 )
+
+// CodeContained denies a call whose task or agent a detection rule has
+// contained, while the durable revocation is being made.
+const CodeContained = "contained_by_detection"
+
+// ContainedStage denies the calls of a task or agent a detection rule is
+// containing: effective the moment the rule fires, before the grant's
+// revocation (or the agent's disabling) is durable. It belongs right after
+// authorize (which names the call's task and its ancestors).
+func ContainedStage(e *Engine) gateway.Stage {
+	return gateway.Stage{Name: StageContained, Run: func(c *gateway.Call) *gateway.Denial {
+		if c.Caller == nil {
+			return &gateway.Denial{Code: "unauthenticated", Message: "no caller"}
+		}
+		var tasks []string
+		if ch := c.Decision.Checked; ch != nil {
+			tasks = ch.Grant.TaskChain()
+		} else if c.Decision.Task != "" {
+			tasks = []string{c.Decision.Task}
+		}
+		if rule, ok := e.Contained(c.Caller.ID.String(), tasks); ok {
+			return &gateway.Denial{Code: CodeContained, Message: "detection rule " + rule + " contained this task: its grant is being revoked"}
+		}
+		return nil
+	}}
+}
 
 // presetOf is the preset that governs a call: the stricter of the
 // deployment's tier and the calling agent's.

@@ -239,6 +239,7 @@ type Deployment struct {
 	Events      events.Sink
 	Log         *slog.Logger
 
+	detect  eventTap // detection beside the audit log in Events: it only queues, so it goes first (respond.go)
 	closers []func() error
 }
 
@@ -319,7 +320,7 @@ func Open(ctx context.Context, dir config.Dir, log *slog.Logger) (*Deployment, e
 		defer cancel()
 		return d.Audit.Close(cctx) // signs and publishes a final checkpoint
 	})
-	d.Events = d.Audit
+	d.Events = events.Multi{&d.detect, d.Audit}
 
 	id := cfg.Identity
 	d.Identity = identity.NewService(identity.Settings{
