@@ -2,8 +2,6 @@ package setup
 
 import (
 	"context"
-	"flag"
-	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +9,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
