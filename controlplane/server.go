@@ -53,6 +53,10 @@ type Options struct {
 	Grants *grant.Service
 	Policy *policy.Store
 	Authz  *authz.Point
+	// Approvals serves /v1/approvals (calls held for a human; respond,
+	// issue 10); without it those routes answer approvals_not_configured.
+	Approvals Approvals
+
 	Bundle *spiffebundle.Bundle
 	Events events.Sink
 	Log    *slog.Logger
@@ -81,6 +85,8 @@ type Server struct {
 	handler http.Handler
 	routes  []route
 	m       *metrics
+
+	approvals Approvals // respond (issue 10)
 }
 
 // New builds a server. It does not listen until Serve.
@@ -101,6 +107,7 @@ func New(o Options) (*Server, error) {
 		certs: identity.NewCertSource(o.Identity.CA(), ControlPlaneID(o.Identity.CA().TrustDomain()),
 			o.ServerNames, o.ServerIPs, serverCertTTL),
 	}
+	s.approvals = o.Approvals // respond (issue 10)
 	if o.Grants != nil {
 		s.loaders = append(s.loaders, Loader{Name: "tasks and revocations", Load: o.Grants.Load}, Loader{Name: "policy", Load: o.Policy.Load})
 	}
@@ -329,6 +336,9 @@ func (s *Server) renderError(w http.ResponseWriter, err error) {
 }
 
 func apiStatus(code string) int {
+	if st, ok := approvalStatus(code); ok { // respond (issue 10)
+		return st
+	}
 	switch code {
 	case "authentication_required":
 		return http.StatusUnauthorized
