@@ -382,6 +382,13 @@ func (s *Store) Snapshot(ctx context.Context, name, by string) (map[string]int64
 	}
 	var heads map[string]int64
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		var taken int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM memory_snapshots WHERE name = ?`, name).Scan(&taken); err != nil {
+			return fmt.Errorf("recording snapshot %q: %w", name, err)
+		}
+		if taken > 0 {
+			return refuse(ErrConflict, "a snapshot named %q exists: snapshots are never replaced; choose another name", name)
+		}
 		var err error
 		if heads, err = headsOf(ctx, tx); err != nil {
 			return err
@@ -454,13 +461,13 @@ func (s *Store) Rollback(ctx context.Context, snapshot, by string) (map[string]i
 	var sig []byte
 	err := s.db.QueryRowContext(ctx, `SELECT heads, created_by, created_at, sig FROM memory_snapshots WHERE name = ?`, snapshot).Scan(&heads, &by0, &created, &sig)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("no snapshot %q (list them with `warden memory snapshots`)", snapshot)
+		return nil, refuse(ErrNotFound, "no snapshot %q (list them with `warden memory snapshots`)", snapshot)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading snapshot %q: %w", snapshot, err)
 	}
 	if !ed25519.Verify(s.pub, snapshotMessage(snapshot, by0, created, heads), sig) {
-		return nil, fmt.Errorf("snapshot %q was changed outside Warden (its signature does not verify): not rolling back to it", snapshot)
+		return nil, refuse(ErrUnverified, "snapshot %q was changed outside Warden (its signature does not verify): not rolling back to it", snapshot)
 	}
 	var at map[string]int64
 	if err := json.Unmarshal([]byte(heads), &at); err != nil {
