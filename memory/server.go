@@ -72,6 +72,7 @@ type Server struct {
 	mcp      *mcp.Server
 	mu       sync.Mutex
 	reported map[string]bool // tamper problems already raised
+	graphs   graphCache      // graphs built from verified entries (cache.go)
 }
 
 // NewServer builds the memory server.
@@ -428,7 +429,7 @@ func (s *Server) graph(ctx context.Context, c *Caller, ns string) (*Graph, error
 			s.o.Log.Error("could not record a memory integrity problem", "problem", key, "err", err)
 		}
 	}
-	return Build(entries), nil
+	return s.graphs.build(ns, entries, len(probs) == 0), nil
 }
 
 // append writes an entry with its provenance; from a tainted session,
