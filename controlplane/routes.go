@@ -32,7 +32,7 @@ func (s *Server) routeTable() []route {
 		{pattern: "POST /v1/svid/x509", roles: selfRenewal, optionalAuth: true, summary: "enrol (join token) or renew an X.509-SVID", h: s.x509SVID},
 		{pattern: "POST /v1/svid/jwt", roles: agents, summary: "mint a JWT-SVID", h: s.jwtSVID},
 		{pattern: "POST /v1/svid/verify", roles: enforcers, summary: "verify an SVID", h: s.verifySVID},
-	}, append(s.taskRoutes(), s.approvalRoutes()...)...) // approvalRoutes: respond (issue 10)
+	}, append(append(s.taskRoutes(), s.memoryRoutes()...), s.approvalRoutes()...)...) // approvalRoutes: respond (issue 10)
 }
 
 func (s *Server) getBundle(w http.ResponseWriter, _ *http.Request, _ *identity.Caller) error {

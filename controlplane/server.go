@@ -33,6 +33,7 @@ import (
 	"github.com/warden-run/warden/events"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/memory"
 	"github.com/warden-run/warden/policy"
 )
 
@@ -57,6 +58,9 @@ type Options struct {
 	// issue 10); without it those routes answer approvals_not_configured.
 	Approvals Approvals
 
+	// Memory serves the /v1/memory routes (snapshots, rollback, release);
+	// without it they answer memory_not_configured.
+	Memory *memory.Store
 	Bundle *spiffebundle.Bundle
 	Events events.Sink
 	Log    *slog.Logger
@@ -75,6 +79,7 @@ type Server struct {
 	grants  *grant.Service
 	policy  *policy.Store
 	authz   *authz.Point
+	memory  *memory.Store
 	verify  *identity.Verifier
 	bundle  *spiffebundle.Bundle
 	sink    events.Sink
@@ -102,7 +107,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		id: o.Identity, verify: o.Identity.Verifier(), bundle: o.Bundle, sink: o.Events, log: o.Log,
-		grants: o.Grants, policy: o.Policy, authz: o.Authz,
+		grants: o.Grants, policy: o.Policy, authz: o.Authz, memory: o.Memory,
 		loaders: []Loader{{Name: "identity registry", Load: o.Identity.Registry().Load}},
 		certs: identity.NewCertSource(o.Identity.CA(), ControlPlaneID(o.Identity.CA().TrustDomain()),
 			o.ServerNames, o.ServerIPs, serverCertTTL),
@@ -350,6 +355,10 @@ func apiStatus(code string) int {
 		return http.StatusForbidden
 	case "invalid_policy":
 		return http.StatusBadRequest
+	case "conflict", "memory_tampered":
+		return http.StatusConflict
+	case "memory_not_configured":
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }

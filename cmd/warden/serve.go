@@ -57,7 +57,7 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 			}
 			srv, err := controlplane.New(controlplane.Options{
 				Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: log,
-				Grants: d.Grants, Policy: d.Policy, Authz: d.Authz,
+				Grants: d.Grants, Policy: d.Policy, Authz: d.Authz, Memory: d.MemoryStore,
 				ServerNames: d.Config.ControlPlane.ServerNames, ServerIPs: listenIPs(listen),
 			})
 			if err != nil {

@@ -382,7 +382,7 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 		return nil, "", "", nil, err
 	}
 	cp, err := controlplane.New(controlplane.Options{Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: o.Log,
-		Grants: d.Grants, Policy: d.Policy, Authz: d.Authz})
+		Grants: d.Grants, Policy: d.Policy, Authz: d.Authz, Memory: d.MemoryStore})
 	if err != nil {
 		d.Close()
 		return nil, "", "", nil, err
