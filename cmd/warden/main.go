@@ -88,6 +88,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		policyCmd(a),
 		toolsCmd(a),
 		scanCmd(a),
+		memoryCmd(a),
 	)
 	return root
 }
