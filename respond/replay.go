@@ -19,8 +19,31 @@ type ReplayStats struct {
 	Rules      []RuleStats `json:"rules"`
 }
 
-// Replay runs a rule set over events read as JSON lines (the audit log's
-// export, or a JSONL event log), in file order, with the events' own
+// decodeLine reads one event: an event object (an OCSF export, a JSONL
+// event log) or an audit-log JSONL export record, whose "event" holds it.
+func decodeLine(b []byte) (events.Event, bool) {
+	var e events.Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, false
+	}
+	if e.ClassUID != 0 {
+		return e, true
+	}
+	var rec struct {
+		Event json.RawMessage `json:"event"`
+	}
+	if json.Unmarshal(b, &rec) != nil || len(rec.Event) == 0 {
+		return e, false
+	}
+	e = events.Event{}
+	if json.Unmarshal(rec.Event, &e) != nil || e.ClassUID == 0 {
+		return e, false
+	}
+	return e, true
+}
+
+// Replay runs a rule set over events read as JSON lines (`warden audit
+// export`, either format, or a JSONL event log), in file order, with the events' own
 // times, and reports every alert in the order it fired. It takes no
 // action. A line that is not an event is counted and skipped; labels
 // gives tools' risk labels (nil: every tool carries all five).
@@ -37,8 +60,8 @@ func Replay(rs *RuleSet, r io.Reader, labels func(string) ([]string, bool), onAl
 		if len(b) == 0 {
 			continue
 		}
-		var e events.Event
-		if err := json.Unmarshal(b, &e); err != nil || e.ClassUID == 0 {
+		e, ok := decodeLine(b)
+		if !ok {
 			st.Malformed++
 			continue
 		}

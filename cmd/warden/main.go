@@ -86,6 +86,8 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		demoToolCmd(),
 		auditCmd(a),
 		policyCmd(a),
+		respondCmd(a),
+		approvalsCmd(a),
 		toolsCmd(a),
 		scanCmd(a),
 		memoryCmd(a),

@@ -47,6 +47,10 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 				return err
 			}
 			defer d.Close()
+			resp, err := d.EnableResponse(ctx, setup.DefaultResponseOptions(string(d.Dir))) // detection rules, playbooks, approvals
+			if err != nil {
+				return err
+			}
 			if listen == "" {
 				listen = d.Config.ControlPlane.Listen
 			}
@@ -58,6 +62,7 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 			srv, err := controlplane.New(controlplane.Options{
 				Identity: d.Identity, Bundle: bundle, Events: d.Events, Log: log,
 				Grants: d.Grants, Policy: d.Policy, Authz: d.Authz, Memory: d.MemoryStore,
+				Approvals:   resp.Approvals,
 				ServerNames: d.Config.ControlPlane.ServerNames, ServerIPs: listenIPs(listen),
 			})
 			if err != nil {
@@ -83,10 +88,11 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 			if err != nil {
 				return err
 			}
-			gw, err := d.NewGatewayWith(sup.Launcher, sup.Apply)
+			gw, err := d.NewGatewayWith(sup.Launcher, resp.Wrap(sup.Apply)) // resp: backlog, containment and approval stages
 			if err != nil {
 				return err
 			}
+			resp.UseGateway(gw)
 			defer gw.Close()
 			gw.Start(ctx)
 			go sup.Watch(ctx, gw)

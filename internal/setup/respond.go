@@ -197,6 +197,17 @@ func (r *Response) GatewayOptions(o *gateway.Options) {
 	o.Stages = insertStage(stages, "upstream", true, respond.ApprovalStage(r.Approvals, r.d.Config.Tier))
 }
 
+// Wrap returns gateway options that apply opt (another part's hooks, may
+// be nil) and then GatewayOptions.
+func (r *Response) Wrap(opt func(*gateway.Options)) func(*gateway.Options) {
+	return func(o *gateway.Options) {
+		if opt != nil {
+			opt(o)
+		}
+		r.GatewayOptions(o)
+	}
+}
+
 // insertStage puts s after (or before) the stage named at; at the end when
 // there is none.
 func insertStage(stages []gateway.Stage, at string, before bool, s gateway.Stage) []gateway.Stage {
