@@ -52,7 +52,7 @@ func BenchmarkEvaluateBuiltin(b *testing.B) {
 // call path): queueing only.
 func BenchmarkEmit(b *testing.B) {
 	f := &fakes{}
-	e, _ := startEngine(b, f, engineOpts{rules: builtinYAML(b), queue: 1 << 20})
+	e, _ := startEngine(b, f, engineOpts{rules: builtinYAML(b), queue: 1 << 16, budget: -1})
 	evs := mixedTraffic(1000)
 	b.ReportAllocs()
 	b.ResetTimer()
