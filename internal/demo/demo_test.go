@@ -37,8 +37,11 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if n := len(rep.Allowed(WellBehaved)); n != 3 {
-		t.Errorf("well-behaved agent: %d calls allowed, want 3\n%s", n, out.String())
+	if n := len(rep.Allowed(WellBehaved)); n != 5 {
+		t.Errorf("well-behaved agent: %d calls allowed, want 5\n%s", n, out.String())
+	}
+	if d := rep.Denied(WellBehaved); len(d) != 1 || d[0].Code != "prompt_injection_blocked" {
+		t.Errorf("the injected email was not withheld: %+v", d)
 	}
 	if n := len(rep.Allowed(Compromised)); n != 0 {
 		t.Errorf("compromised agent: %d calls allowed\n%s", n, out.String())
@@ -47,15 +50,25 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	for _, s := range rep.Denied(Compromised) {
 		codes[s.Code] = true
 	}
-	for _, want := range []string{"constraint_violated", "tool_not_granted", "tool_budget_exhausted", "task_completed"} {
+	for _, want := range []string{"constraint_violated", "tool_not_granted", "tool_budget_exhausted", "task_completed", "taint_heuristic"} {
 		if !codes[want] {
 			t.Errorf("no denial with %s", want)
 		}
 	}
+	var poison []string
+	for _, s := range rep.Poisoning {
+		poison = append(poison, s.Code)
+	}
+	if strings.Join(poison, ",") != "taint_heuristic,memory_quarantined," || rep.Steered() {
+		t.Errorf("memory poisoning: %v, later task steered %v: %s", poison, rep.Steered(), rep.Recalled)
+	}
+	if !strings.Contains(rep.Recalled, "[UNTRUSTED memory") {
+		t.Errorf("the untrusted entry came back unmarked: %s", rep.Recalled)
+	}
 	if len(rep.Probes) < 5 || len(rep.Escapes) != 0 {
 		t.Errorf("malicious tool server: probes %v, escapes %v", rep.Probes, rep.Escapes)
 	}
-	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed", "0 of 6 attempts got out"} {
+	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed", "2 of 3 writes refused", "0 of 6 attempts got out"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
