@@ -34,6 +34,11 @@ func newEvaluator(rs *RuleSet, labels func(string) ([]string, bool), maxGroups i
 	ev.act.labels = labels
 	for _, r := range rs.Rules {
 		st := newRuleState(r)
+		st.maxGroups = maxGroups
+		if c := r.valueCapacity(); c > 0 {
+			// distinct-value windows: at most maxValuesPerRule values in all
+			st.maxGroups = max(1, min(maxGroups, maxValuesPerRule/c))
+		}
 		ev.states[r.ID] = st
 		ev.byIdx = append(ev.byIdx, st)
 	}
@@ -114,7 +119,7 @@ func (ev *evaluator) apply(r *Rule, st *ruleState, now int64) (*Alert, error) {
 	switch r.Kind {
 	case KindSingle:
 		if r.suppress > 0 {
-			g = st.get(key, now, ev.maxGroups)
+			g = st.get(key, now, st.maxGroups)
 		}
 		fire = true
 	case KindEventCount, KindValueSum:
@@ -124,7 +129,7 @@ func (ev *evaluator) apply(r *Rule, st *ruleState, now int64) (*Alert, error) {
 				return nil, err
 			}
 		}
-		g = st.get(key, now, ev.maxGroups)
+		g = st.get(key, now, st.maxGroups)
 		value = g.add(now, v, span)
 		fire = value > r.threshold || (!r.strict && value >= r.threshold)
 	case KindValueCount, KindNewValue:
@@ -132,12 +137,8 @@ func (ev *evaluator) apply(r *Rule, st *ruleState, now int64) (*Alert, error) {
 		if err != nil {
 			return nil, err
 		}
-		g = st.get(key, now, ev.maxGroups)
-		capacity := maxDistinct
-		if r.Kind == KindValueCount {
-			capacity = min(maxDistinct, int(r.threshold)+1)
-		}
-		isNew, n := g.see(now, s, span, capacity)
+		g = st.get(key, now, st.maxGroups)
+		isNew, n := g.see(now, s, span, r.valueCapacity())
 		value = float64(n)
 		if r.Kind == KindNewValue {
 			fire = isNew
@@ -189,7 +190,7 @@ func (ev *evaluator) applySequence(r *Rule, st *ruleState, now int64) (*Alert, e
 		}
 		return nil, nil
 	}
-	g := st.get(key, now, ev.maxGroups)
+	g := st.get(key, now, st.maxGroups)
 	done := g.step(now, matched, r.span.Milliseconds())
 	g.last = now
 	st.touch(g)

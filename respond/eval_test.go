@@ -322,6 +322,21 @@ func TestWindowsAreBounded(t *testing.T) {
 	if len(as) != 1 || as[0].Value != 1000 {
 		t.Fatalf("alerts %+v", as)
 	}
+	// distinct-value windows: the rule's values are bounded in all
+	rs = compileYAML(t, `{id: r, condition: 'true', correlation: {type: new_value, group-by: [tool], timespan: 1d, field: message}}`)
+	e = newEvaluator(rs, nil, 0, slogDiscard())
+	for i := range 20000 {
+		evt := ev{at: time.Duration(i) * time.Millisecond, tool: "t.x" + itoa(i%300)}.event()
+		evt.Message = itoa(i)
+		e.process(&evt, nil)
+	}
+	values := 0
+	for _, g := range e.states["r"].groups {
+		values += len(g.values)
+	}
+	if values > maxValuesPerRule {
+		t.Fatalf("%d values kept", values)
+	}
 }
 
 func itoa(i int) string {

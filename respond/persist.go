@@ -45,7 +45,7 @@ func (e *Engine) load(ctx context.Context) error {
 			return fmt.Errorf("loading detection windows: %w", err)
 		}
 		st := e.ev.states[rule]
-		if st == nil || st.rule.hash != hash || len(st.groups) >= e.ev.maxGroups {
+		if st == nil || st.rule.hash != hash || len(st.groups) >= st.maxGroups {
 			stale = append(stale, winKey{rule, key})
 			continue
 		}

@@ -10,14 +10,31 @@ import (
 	"github.com/warden-run/warden/events"
 )
 
-// Bounds on detection state: whatever the event stream does, the engine's
-// memory stays within rules x maxGroups x (maxEntries or maxDistinct).
+// Bounds on detection state: whatever the event stream does, one rule
+// holds at most defaultMaxGroups groups of at most maxEntries entries
+// (count and sum windows, 16 bytes each), or at most maxValuesPerRule
+// values in all (distinct-value windows: fewer groups when each may hold
+// many values), or maxGroups sequences of at most 16 steps.
 const (
-	defaultMaxGroups = 10_000 // per rule
-	maxEntries       = 64     // per group of a count or sum window
-	maxDistinct      = 1024   // per group of a value_count or new_value window
-	dedupGeneration  = 32_768 // event ids remembered, per generation (two generations)
+	defaultMaxGroups = 10_000  // per rule
+	maxEntries       = 64      // per group of a count or sum window
+	maxDistinct      = 1024    // per group of a value_count or new_value window
+	maxValuesPerRule = 100_000 // per value_count or new_value rule, over all its groups
+	dedupGeneration  = 32_768  // event ids remembered, per generation (two generations)
 )
+
+// valueCapacity is how many values one group of a distinct-value rule
+// keeps: the threshold (plus one) for value_count, so that the count is
+// exact up to it; maxDistinct for new_value. 0 for other kinds.
+func (r *Rule) valueCapacity() int {
+	switch r.Kind {
+	case KindValueCount:
+		return min(maxDistinct, int(r.threshold)+1)
+	case KindNewValue:
+		return maxDistinct
+	}
+	return 0
+}
 
 // group is one rule's state for one group key.
 type group struct {
@@ -37,12 +54,13 @@ type entry struct {
 
 // ruleState is one rule's groups.
 type ruleState struct {
-	rule   *Rule
-	groups map[string]*group
-	dirty  map[string]bool // changed since the last flush
-	errors uint64
-	fired  uint64
-	evals  uint64
+	rule      *Rule
+	maxGroups int
+	groups    map[string]*group
+	dirty     map[string]bool // changed since the last flush
+	errors    uint64
+	fired     uint64
+	evals     uint64
 }
 
 func newRuleState(r *Rule) *ruleState {
