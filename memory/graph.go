@@ -114,31 +114,14 @@ type (
 
 // Build replays entries (in order, all of one namespace) into the graph.
 // Quarantined writes are left out unless released; rolled-back writes are
-// left out.
+// left out (see Fates for which rollbacks and releases are in effect).
 func Build(entries []Entry) *Graph {
-	skip := map[int64]bool{}
-	released := map[int64]bool{}
-	for i := range entries {
-		e := &entries[i]
-		switch e.Op {
-		case OpRollback:
-			var r rollbackTo
-			if json.Unmarshal(e.Payload, &r) == nil {
-				for s := r.To + 1; s < e.Seq; s++ {
-					skip[s] = true
-				}
-			}
-		case OpRelease:
-			var r releaseSeq
-			if json.Unmarshal(e.Payload, &r) == nil {
-				released[r.Seq] = true
-			}
-		}
-	}
+	fates := Fates(entries)
 	g := &Graph{}
 	for i := range entries {
 		e := &entries[i]
-		if skip[e.Seq] || e.Status == Quarantined && !released[e.Seq] {
+		f := fates[e.Seq]
+		if f.UndoneBy != 0 || e.Status == Quarantined && f.ReleasedBy == 0 {
 			continue
 		}
 		g.apply(e)

@@ -452,3 +452,68 @@ func hasProblem(probs []Problem, seq int64, want string) bool {
 	}
 	return false
 }
+
+// Rollbacks and releases compose: a rollback undoes later rollbacks and
+// releases too, so rolling back to a snapshot restores exactly what was
+// served when it was taken.
+func TestRollbacksCompose(t *testing.T) {
+	obs := func(g *Graph) []string {
+		var out []string
+		for _, e := range g.Entities {
+			for _, o := range e.Observations {
+				out = append(out, o.Text)
+			}
+		}
+		return out
+	}
+	load := func(s *Store) []string {
+		entries, probs, err := s.Load(ctx, "n")
+		if err != nil || len(probs) != 0 {
+			t.Fatalf("%v %v", probs, err)
+		}
+		return obs(Build(entries))
+	}
+	t.Run("a rollback past a release undoes the release", func(t *testing.T) {
+		s, _ := newStore(t)
+		write(t, s, "n", OpCreateEntities, `{"entities":[{"name":"A","entityType":"t","observations":["one"]}]}`, Trusted)
+		q, _ := s.Append(ctx, Entry{NS: "n", Op: OpAddObservations, Payload: json.RawMessage(`{"observations":[{"entityName":"A","contents":["held"]}]}`), Agent: "a", Trust: Untrusted, Status: Quarantined})
+		if _, err := s.Snapshot(ctx, "before-release", "op"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Release(ctx, q.ID(), "op"); err != nil {
+			t.Fatal(err)
+		}
+		if got := load(s); len(got) != 2 {
+			t.Fatalf("released: %v", got)
+		}
+		if _, err := s.Rollback(ctx, "before-release", "op"); err != nil {
+			t.Fatal(err)
+		}
+		if got := load(s); len(got) != 1 || got[0] != "one" {
+			t.Fatalf("after rolling back past the release: %v", got)
+		}
+	})
+	t.Run("rolling back past a rollback restores what it undid", func(t *testing.T) {
+		s, _ := newStore(t)
+		write(t, s, "n", OpCreateEntities, `{"entities":[{"name":"A","entityType":"t","observations":["one"]}]}`, Trusted)
+		if _, err := s.Snapshot(ctx, "one", "op"); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, "n", OpAddObservations, `{"observations":[{"entityName":"A","contents":["two"]}]}`, Trusted)
+		if _, err := s.Snapshot(ctx, "two", "op"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rollback(ctx, "one", "op"); err != nil {
+			t.Fatal(err)
+		}
+		if got := load(s); len(got) != 1 {
+			t.Fatalf("rolled back to one: %v", got)
+		}
+		if _, err := s.Rollback(ctx, "two", "op"); err != nil {
+			t.Fatal(err)
+		}
+		if got := load(s); len(got) != 2 || got[1] != "two" {
+			t.Fatalf("rolled back to two: %v", got)
+		}
+	})
+}

@@ -56,25 +56,34 @@ type Fate struct {
 
 // Fates computes the fate of every entry of one namespace (entries in
 // order) that a rollback or release entry touched, exactly as Build does.
+// It walks back from the newest entry: a rollback in effect undoes every
+// entry between its target and itself, rollbacks and releases among them
+// included, so an undone rollback undoes nothing and an undone release
+// releases nothing; a release in effect serves its quarantined entry.
 func Fates(entries []Entry) map[int64]Fate {
 	out := map[int64]Fate{}
-	for i := range entries {
+	for i := len(entries) - 1; i >= 0; i-- {
 		e := &entries[i]
 		switch e.Op {
 		case OpRollback:
 			var r rollbackTo
-			if json.Unmarshal(e.Payload, &r) == nil {
-				for s := r.To + 1; s < e.Seq; s++ {
-					f := out[s]
-					f.UndoneBy = e.Seq
-					out[s] = f
-				}
+			if json.Unmarshal(e.Payload, &r) != nil {
+				continue
 			}
+			j := i - 1
+			for ; j >= 0 && entries[j].Seq > r.To; j-- {
+				f := out[entries[j].Seq]
+				f.UndoneBy = e.Seq
+				out[entries[j].Seq] = f
+			}
+			i = j + 1 // resume at the rollback's target
 		case OpRelease:
 			var r releaseSeq
 			if json.Unmarshal(e.Payload, &r) == nil {
 				f := out[r.Seq]
-				f.ReleasedBy = e.Seq
+				if f.ReleasedBy == 0 {
+					f.ReleasedBy = e.Seq
+				}
 				out[r.Seq] = f
 			}
 		}
