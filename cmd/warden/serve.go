@@ -35,6 +35,7 @@ the upstream MCP servers are those of gateway.upstreams in warden.yaml.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			log := a.logger()
+			tuneGC(log, 2<<30) // GOGC and GOMEMLIMIT override
 			if !a.initialised() {
 				rep, err := setup.Init(ctx, a.dataDir(), setup.InitOptions{})
 				if err != nil {
