@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -80,6 +81,10 @@ func startWardenHere(mode tier.AuditMode, env *benchEnv) (wardenTarget, func(), 
 
 // runWardenMode is the child.
 func runWardenMode(ctx context.Context, mode tier.AuditMode, stdin io.Reader, stdout io.Writer) error {
+	// As `warden serve` does (cmd/warden/gc.go), unless GOGC is set.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	modules, err := mcptest.Find(ctx, ".")
 	if err != nil {
 		return err
