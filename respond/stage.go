@@ -38,8 +38,23 @@ func ContainedStage(e *Engine) gateway.Stage {
 		} else if c.Decision.Task != "" {
 			tasks = []string{c.Decision.Task}
 		}
-		if rule, ok := e.Contained(c.Caller.ID.String(), tasks); ok {
-			return &gateway.Denial{Code: CodeContained, Message: "detection rule " + rule + " contained this task: its grant is being revoked"}
+		agent := c.Caller.ID.String()
+		if rule, ok := e.Contained(agent, tasks); ok {
+			msg := "detection rule " + rule + " contained this task: its grant is being revoked"
+			ev := events.New(events.ClassAPIActivity, 99, feature)
+			ev.ActivityName = "Other"
+			ev.Metadata.Profiles = []string{"security_control"}
+			ev.Metadata.CorrelationUID = c.Decision.Task
+			ev.StatusID, ev.SeverityID, ev.StatusCode, ev.StatusDetail = events.StatusFailure, events.SeverityMedium, CodeContained, msg
+			ev.ActionID, ev.DispositionID = events.ActionDenied, events.DispositionBlocked
+			ev.Policy = &events.Policy{UID: rule}
+			ev.Actor = &events.Actor{User: &events.User{UID: agent, Name: c.Caller.Name, Type: "agent"}}
+			ev.Warden = &events.Warden{Agent: agent, Task: c.Decision.Task, Grant: c.Decision.Grant, Tool: c.Tool.ID, Reason: CodeContained,
+				Attrs: map[string]string{"call": c.ID(), "rule": rule}}
+			if err := e.o.Record.Emit(context.WithoutCancel(c.Ctx), ev); err != nil {
+				msg += " (and the refusal could not be recorded: " + err.Error() + ")"
+			}
+			return &gateway.Denial{Code: CodeContained, Message: msg}
 		}
 		return nil
 	}}
