@@ -272,7 +272,7 @@ func (e *Engine) work(ctx context.Context) {
 	for {
 		select {
 		case it := <-e.q:
-			alerts = e.handle(ctx, it, alerts)
+			alerts = e.handle(it, alerts)
 		case <-tick.C:
 			e.flush(false)
 		case <-ctx.Done():
@@ -280,7 +280,7 @@ func (e *Engine) work(ctx context.Context) {
 			for {
 				select {
 				case it := <-e.q:
-					alerts = e.handle(ctx, it, alerts)
+					alerts = e.handle(it, alerts)
 					continue
 				default:
 				}
@@ -293,15 +293,11 @@ func (e *Engine) work(ctx context.Context) {
 	}
 }
 
-func (e *Engine) handle(ctx context.Context, it item, alerts []Alert) []Alert {
+func (e *Engine) handle(it item, alerts []Alert) []Alert {
 	if it.barrier != nil {
 		// everything before the barrier is evaluated; wait for its
 		// actions too by passing the barrier through the action runner.
-		select {
-		case e.acts <- Alert{barrier: it.barrier}:
-		case <-ctx.Done():
-			close(it.barrier)
-		}
+		e.acts <- Alert{barrier: it.barrier}
 		return alerts
 	}
 	e.head.Store(int64(it.at))
@@ -317,12 +313,10 @@ func (e *Engine) handle(ctx context.Context, it item, alerts []Alert) []Alert {
 		if e.o.OnAlert != nil {
 			e.o.OnAlert(a)
 		}
-		select {
-		case e.acts <- a:
-		case <-ctx.Done():
-			// closing: run it here rather than lose a containment
-			e.act(context.WithoutCancel(ctx), a)
-		}
+		// The action runner drains this channel until the worker closes
+		// it (after draining the queue at Close): a containment is never
+		// lost, and it is never run from two goroutines.
+		e.acts <- a
 	}
 	if it.agent != "" {
 		e.counter(&e.pending, it.agent).Add(-1)
