@@ -602,8 +602,8 @@ func (l *Launcher) buildInitSpec(ns bool, spec Spec, prof config.SandboxProfile,
 	}
 	var user []pathRW
 	for _, p := range prof.ReadOnly {
-		if underSystemPath(p) {
-			continue // already visible read-only with the system paths
+		if underSystemPath(p) || underOther(p, prof.ReadOnly) {
+			continue // already visible read-only, with the system paths or its parent
 		}
 		user = append(user, pathRW{p, false})
 	}
@@ -686,6 +686,19 @@ func basePrep(root string) *initproc.Prep {
 func underSystemPath(p string) bool {
 	for _, s := range systemPaths {
 		if within(filepath.Clean(p), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// underOther reports whether p lies within another of paths: binding p
+// again inside that read-only bind would fail (its mount point cannot be
+// made there), and is not needed.
+func underOther(p string, paths []string) bool {
+	p = filepath.Clean(p)
+	for _, q := range paths {
+		if q = filepath.Clean(q); q != p && within(p, q) {
 			return true
 		}
 	}

@@ -266,3 +266,18 @@ func TestPrewarmStdioAfterRefusedSetup(t *testing.T) {
 		expectOK(t, string(out), "read:/etc/hosts")
 	}
 }
+
+// A read-only path inside another read-only path (a command inside the
+// directory that holds it, as the supply chain's verified snapshots are
+// exposed) is not bound a second time: the root builds, and the command
+// runs.
+func TestReadOnlyPathInsideAnother(t *testing.T) {
+	h := newHarness(t)
+	p := DefaultProfile()
+	p.ReadOnly = []string{testEnv.hostile} // the harness adds its directory
+	out, ex := h.run(p, "read", "/etc/hosts")
+	if !ex.Success() {
+		t.Fatalf("%v\n%s", ex, out)
+	}
+	expectOK(t, out, "read:/etc/hosts")
+}

@@ -46,7 +46,7 @@ import (
 const Policy = `// Demo organisation policy: agents may use the demo tools...
 @id("agents-may-use-demo-tools")
 permit (principal, action == Action::"call", resource)
-when { resource.server == "email" || resource.server == "files" || resource.server == "payments" || resource.server == "weather" || resource.server == "memory" };
+when { resource.server == "email" || resource.server == "files" || resource.server == "payments" || resource.server == "weather" || resource.server == "reports" || resource.server == "memory" };
 
 // ...but nothing destructive, whatever their grant says.
 @id("no-destructive-tools")
@@ -64,6 +64,8 @@ type Options struct {
 	// removed afterwards.
 	Dir string
 	Log *slog.Logger
+
+	reports string // the reports server's own copy of Exe
 }
 
 // Step is one call a scripted agent made, and what Warden decided.
@@ -88,6 +90,8 @@ type Report struct {
 	Poisoning []Step
 	// Recalled is what memory served the later task.
 	Recalled string
+	// RugPullHeld says the changed tool disappeared from tools/list.
+	RugPullHeld bool
 }
 
 // Steered reports whether the later task was served a poisoning attempt
@@ -146,6 +150,7 @@ const (
 	WellBehaved = "well-behaved"
 	Compromised = "compromised"
 	Poisoner    = "poisoner" // the compromised agent's memory writes
+	Supply      = "supply"   // calls to a server that changed after it was pinned
 )
 
 // The compromised agent's attempts to poison memory: one copying the
@@ -183,6 +188,14 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	}
 	defer cleanup()
 	o.Exe = exe
+	// The reports server runs from its own copy, which the demo tampers
+	// with after it was pinned.
+	reports, cleanupReports, err := copyExe(exe, "warden-reports")
+	if err != nil {
+		return nil, err
+	}
+	defer cleanupReports()
+	o.reports = reports
 
 	d, cpURL, gwURL, stop, err := startDeployment(ctx, config.Dir(dir), o)
 	if err != nil {
@@ -190,8 +203,9 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	}
 	defer stop()
 	p.line("control plane  %s", cpURL)
-	p.line("gateway        %s  (upstreams: email, files, payments, weather: stdio servers Warden launched,", gwURL)
-	p.line("               each in its sandbox; memory: Warden's own provenance-signed memory)")
+	p.line("gateway        %s  (upstreams: email, files, payments, weather, reports: stdio servers", gwURL)
+	p.line("               Warden launched, each verified against warden.lock and run in its sandbox;")
+	p.line("               memory: Warden's own provenance-signed memory)")
 	p.line("tier           %s: high-confidence injections blocked, secrets redacted, the heuristic taint flow rule", d.Config.Tier)
 
 	// The operator, over the real API with the credential init wrote.
@@ -309,6 +323,7 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	p.section("A later task, a new session, reads what memory holds about ACME")
 	later, err := op.OpenTask(ctx, controlplane.TaskRequest{Agent: "billing-bot", Intent: "pay ACME's next invoice", TTL: "15m", Budget: 5, Allow: grant.Scope{
 		{Tool: "memory.search_nodes"},
+		{Tool: "reports.monthly_summary"},
 		{Tool: "payments.send_payment", Args: args(`{"to": {"const": "acct-supplier"}, "amount": {"type": "number", "maximum": 500}, "currency": {"enum": ["EUR"]}}`), Budget: 1},
 	}})
 	if err != nil {
@@ -355,6 +370,26 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 		return rep, fmt.Errorf("the malicious tool server did not run: %s", fc.Detail)
 	}
 
+	p.section("The same server changes its tool after it was approved (a rug pull)")
+	p.line("  Having been used, weather.forecast now describes itself as:")
+	p.line("    \"%s\"", wrap(demotools.RugPull, 96, "     "))
+	rep.RugPullHeld = waitHidden(ctx, agent, "weather.forecast")
+	n = len(rep.Steps)
+	rep.Steps = append(rep.Steps, run(ctx, agent, Supply, "weather.forecast", `{"city": "Lyon"}`))
+	p.steps(rep.Steps[n:])
+	p.line("  It differs from warden.lock: hidden from tools/list and refused until an operator reviews")
+	p.line("  the diff (warden tools diff weather) and approves it (warden tools approve weather.forecast).")
+
+	p.section("A server's program is changed on disk after it was pinned")
+	if err := tamper(o.reports); err != nil {
+		return rep, fmt.Errorf("tampering with the reports server: %w", err)
+	}
+	p.line("  %s gained a few bytes; the next session to use it launches it afresh", o.reports)
+	n = len(rep.Steps)
+	rep.Steps = append(rep.Steps, run(ctx, agent2, Supply, "reports.monthly_summary", `{"month": "2026-11"}`))
+	p.steps(rep.Steps[n:])
+	p.line("  Its digest no longer matches the lock: Warden refuses to launch it.")
+
 	p.section("The task ends; its access ends with it")
 	if _, err := op.CompleteTask(ctx, task.Task.ID); err != nil {
 		return nil, err
@@ -366,10 +401,12 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	allowedBad := rep.Allowed(Compromised)
 	steered := rep.Steered()
 	p.section("Summary")
-	p.line("  well-behaved agent: %d of %d calls allowed (the injected email withheld)", len(rep.Allowed(WellBehaved)), len(rep.Steps)-len(rep.filter(Compromised, true))-len(rep.filter(Compromised, false)))
+	p.line("  well-behaved agent: %d of %d calls allowed (the injected email withheld)", len(rep.Allowed(WellBehaved)), len(rep.Allowed(WellBehaved))+len(rep.Denied(WellBehaved)))
 	p.line("  compromised agent:  %d of %d calls allowed", len(allowedBad), len(rep.filter(Compromised, true))+len(rep.filter(Compromised, false)))
 	p.line("  memory poisoning:   %d of %d writes refused, the rest stored untrusted; the later task steered: %v", rep.refused(), len(rep.Poisoning), steered)
 	p.line("  malicious tool server: %d of %d attempts got out of its sandbox", len(rep.Escapes), len(rep.Probes))
+	p.line("  supply chain:       changed tool held back: %v; calls to changed or tampered servers allowed: %d of %d",
+		rep.RugPullHeld, len(rep.Allowed(Supply)), len(rep.filter(Supply, true))+len(rep.filter(Supply, false)))
 	if len(allowedBad) > 0 {
 		return rep, fmt.Errorf("the compromised agent got %d calls through", len(allowedBad))
 	}
@@ -378,6 +415,9 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 	}
 	if len(rep.Escapes) > 0 {
 		return rep, fmt.Errorf("the malicious tool server escaped its sandbox: %s", strings.Join(rep.Escapes, "; "))
+	}
+	if !rep.RugPullHeld || len(rep.Allowed(Supply)) > 0 {
+		return rep, fmt.Errorf("a server that changed after it was pinned was still used")
 	}
 
 	p.section("The audit log: every decision, provable after the fact")
@@ -407,6 +447,12 @@ func publicCopy(exe string) (string, func(), error) {
 	if worldReadable(exe) {
 		return exe, func() {}, nil
 	}
+	return copyExe(exe, filepath.Base(exe))
+}
+
+// copyExe copies the executable, as name, into a fresh directory anyone
+// may read.
+func copyExe(exe, name string) (string, func(), error) {
 	dir, err := os.MkdirTemp("", "warden-demo-bin-")
 	if err != nil {
 		return "", nil, err
@@ -422,7 +468,7 @@ func publicCopy(exe string) (string, func(), error) {
 		return "", nil, fmt.Errorf("copying the demo tools' binary: %w", err)
 	}
 	defer src.Close()
-	dst := filepath.Join(dir, filepath.Base(exe))
+	dst := filepath.Join(dir, name)
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
 	if err == nil {
 		_, err = io.Copy(f, src)
@@ -488,7 +534,7 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 	}
 	cfg.ControlPlane.Listen = cpLn.Addr().String()
 	cfg.Gateway.Listen = gwLn.Addr().String()
-	cfg.Gateway.Upstreams = Upstreams(o.Exe, dir.KeyFile(config.KeyGrant))
+	cfg.Gateway.Upstreams = Upstreams(o.Exe, dir.KeyFile(config.KeyGrant), o.reports)
 	if err := cfg.Save(dir.Config()); err != nil {
 		return nil, "", "", nil, err
 	}
@@ -516,13 +562,25 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 		d.Close()
 		return nil, "", "", nil, err
 	}
-	gw, err := d.NewGateway(launch)
+	// `warden tools lock`, then the gateway holds back whatever differs
+	// from the lock and refuses to launch a server whose files changed.
+	if err := lockUpstreams(ctx, d, launch); err != nil {
+		d.Close()
+		return nil, "", "", nil, fmt.Errorf("locking the demo's tools: %w", err)
+	}
+	sup, err := d.NewSupply(launch)
+	if err != nil {
+		d.Close()
+		return nil, "", "", nil, err
+	}
+	gw, err := d.NewGatewayWith(sup.Launcher, sup.Apply)
 	if err != nil {
 		d.Close()
 		return nil, "", "", nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	gw.Start(sctx)
+	go sup.Watch(sctx, gw)
 	cpDone, gwDone := make(chan error, 1), make(chan error, 1)
 	go func() { cpDone <- cp.Serve(sctx, cpLn) }()
 	go func() { gwDone <- gw.Serve(sctx, gwLn) }()
@@ -538,8 +596,10 @@ func startDeployment(ctx context.Context, dir config.Dir, o Options) (*setup.Dep
 
 // Upstreams are the demo's tool servers, run as stdio upstreams by exe,
 // each in Warden's sandbox. The weather server is the malicious one; it is
-// told where Warden's grant key is, to show it cannot read it.
-func Upstreams(exe, secret string) []config.Upstream {
+// told where Warden's grant key is, to show it cannot read it. The reports
+// server runs from reports (its own copy of exe), one process per session,
+// each launch verified against the lock.
+func Upstreams(exe, secret, reports string) []config.Upstream {
 	std := func(name string) *config.StdioUpstream {
 		return &config.StdioUpstream{Command: exe, Args: []string{"demo-tool", name}}
 	}
@@ -553,6 +613,8 @@ func Upstreams(exe, secret string) []config.Upstream {
 		{Name: "weather", Stdio: &config.StdioUpstream{Command: exe, Args: []string{"demo-tool", "weather"},
 			Env: map[string]string{"WARDEN_DEMO_SECRET": secret}}, Tools: map[string][]string{
 			"forecast": {"reads", "untrusted_output"}}},
+		{Name: "reports", Stdio: &config.StdioUpstream{Command: reports, Args: []string{"demo-tool", "reports"}, PerSession: true},
+			Tools: map[string][]string{"monthly_summary": {"reads"}}},
 		{Name: "memory", Builtin: "memory"}, // Warden's own memory server
 	}
 }

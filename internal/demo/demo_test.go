@@ -65,6 +65,21 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	if !strings.Contains(rep.Recalled, "[UNTRUSTED memory") {
 		t.Errorf("the untrusted entry came back unmarked: %s", rep.Recalled)
 	}
+	if !rep.RugPullHeld {
+		t.Error("the rug-pulled tool stayed listed")
+	}
+	var supply []string
+	for _, s := range rep.Steps {
+		if s.Agent == Supply {
+			supply = append(supply, s.Code)
+			if s.Code == "upstream_unavailable" && !strings.Contains(s.Detail, "differs from warden.lock") {
+				t.Errorf("tampered server refused for another reason: %s", s.Detail)
+			}
+		}
+	}
+	if strings.Join(supply, ",") != "tool_quarantined,upstream_unavailable" {
+		t.Errorf("supply chain: %v", supply)
+	}
 	if len(rep.Probes) < 5 || len(rep.Escapes) != 0 {
 		t.Errorf("malicious tool server: probes %v, escapes %v", rep.Probes, rep.Escapes)
 	}
