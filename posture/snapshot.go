@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/inspect"
 	"github.com/warden-run/warden/internal/keyfile"
+	"github.com/warden-run/warden/internal/setup"
 	"github.com/warden-run/warden/memory"
 	"github.com/warden-run/warden/policy"
 	"github.com/warden-run/warden/respond"
@@ -309,19 +309,17 @@ func HostProbe(ctx context.Context, dataDir string) (sandbox.Mechanisms, error) 
 	return l.Check(pctx)
 }
 
-// loadRules compiles the rule pack the way the engine does: the built-in
+// loadRules compiles the rule pack as `warden serve` does: the built-in
 // pack, with the operator's rule files in <data dir>/rules layered over it
-// (see setup.DefaultResponseOptions).
+// (setup.DefaultResponseOptions).
 func loadRules(dir string) (*respond.RuleSet, []string, error) {
 	builtin, err := respond.Builtin()
 	if err != nil {
 		return nil, nil, err
 	}
 	layers := [][]respond.Document{builtin}
-	var files []string
-	rd := filepath.Join(dir, "rules")
-	if fi, err := os.Stat(rd); err == nil && fi.IsDir() {
-		files = []string{rd}
+	files := setup.DefaultResponseOptions(dir).RuleFiles
+	if len(files) > 0 {
 		mine, err := respond.LoadFiles(files)
 		if err != nil {
 			return nil, files, err
