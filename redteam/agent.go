@@ -114,6 +114,16 @@ func (a *agent) run(ctx context.Context) {
 func (a *agent) see(s string) {
 	a.received.WriteString(s)
 	a.received.WriteByte('\n')
+	// A JSON answer is read as a model reads it: its strings unescaped.
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "{") || strings.HasPrefix(t, "[") {
+		var v any
+		if json.Unmarshal([]byte(t), &v) == nil {
+			walkStrings(v, func(x string) {
+				a.received.WriteString(x)
+				a.received.WriteByte('\n')
+			})
+		}
+	}
 }
 
 // perceived reports whether every cue of the injection reached the agent.

@@ -27,7 +27,7 @@ func (e *Env) shell(t *ToolSpec, line string) (string, bool) {
 		var input string
 		var res string
 		var bad bool
-		for i, part := range strings.Split(cmd, "|") {
+		for i, part := range pipeline(cmd) {
 			args := shellWords(part)
 			if len(args) == 0 {
 				continue
@@ -41,6 +41,29 @@ func (e *Env) shell(t *ToolSpec, line string) (string, bool) {
 		failed = failed || bad
 	}
 	return strings.Join(out, "\n"), failed
+}
+
+// pipeline splits a command at the pipes outside quotes.
+func pipeline(cmd string) []string {
+	var out []string
+	var cur strings.Builder
+	in := rune(0)
+	for _, r := range cmd {
+		switch {
+		case in != 0:
+			if r == in {
+				in = 0
+			}
+		case r == '\'' || r == '"':
+			in = r
+		case r == '|':
+			out = append(out, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteRune(r)
+	}
+	return append(out, cur.String())
 }
 
 var cmdSep = regexp.MustCompile(`\s*(?:;|&&|\|\|)\s*`)

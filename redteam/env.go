@@ -444,8 +444,12 @@ func (e *Env) create(t *ToolSpec, args map[string]any) (string, bool) {
 	r := t.record(args)
 	if k := str(r[t.key()]); k == "" {
 		r[t.key()] = e.newID(t.Collection)
-	} else if e.find(t.Collection, t.key(), k) >= 0 {
-		return fmt.Sprintf("%s %q already exists", singular(t.Collection), k), true
+	} else if i := e.find(t.Collection, t.key(), k); i >= 0 {
+		if !t.Upsert {
+			return fmt.Sprintf("%s %q already exists", singular(t.Collection), k), true
+		}
+		e.state[t.Collection][i] = r
+		return fmt.Sprintf("ok: wrote %s %s", singular(t.Collection), k), false
 	}
 	e.state[t.Collection] = append(e.state[t.Collection], r)
 	return fmt.Sprintf("ok: created %s %s", singular(t.Collection), str(r[t.key()])), false

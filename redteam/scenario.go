@@ -94,6 +94,9 @@ type ToolSpec struct {
 	// Log is the collection a fetch, shell or sql op records calls in
 	// (defaults http_log, shell_log, sql_log).
 	Log string `yaml:"log,omitempty"`
+	// Upsert lets a create replace the record with the same key (a file
+	// written over).
+	Upsert bool `yaml:"upsert,omitempty"`
 	// Tables are the collections a sql op may touch (default: all).
 	Tables []string `yaml:"tables,omitempty"`
 }
@@ -800,7 +803,7 @@ func (p *Pack) writes(c string) bool {
 			if t.Collection == c || t.logCollection() == c {
 				return true
 			}
-			if t.Op == OpShell && (c == "files" || c == "crontab") {
+			if t.Op == OpShell && (c == "files" || c == "http_log" || c == "users" || c == "services" || c == "admin_changes") {
 				return true
 			}
 		}
