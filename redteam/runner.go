@@ -24,6 +24,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/warden-run/warden/approval"
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/grant"
@@ -132,6 +133,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("tier %s: %w", t, err)
 		}
 		rep.Runs = append(rep.Runs, runs...)
+		rep.ApprovalsWired = rep.ApprovalsWired || t != TierOff
 		rep.Timings = append(rep.Timings, Timing{Tier: t, Runs: len(runs), Seconds: time.Since(start).Seconds()})
 	}
 	rep.finish()
@@ -256,9 +258,15 @@ func PointsRead(p *Pack, t *Task) []string {
 type deployment struct {
 	tier  string
 	d     *setup.Deployment
+	resp  *setup.Response // detection, response and approvals (nil with the checks off)
 	slots []*slot
 	dir   string
 	stop  []func()
+
+	reviewer Reviewer
+	tasks    sync.Map // task id -> *Task, for the reviewer
+	asked    sync.Map // task id -> *atomic.Int64: calls a human was asked about
+	approved sync.Map // task id -> *atomic.Int64: of which approved
 }
 
 // slot is one worker's gateway, environments and agent.
@@ -303,6 +311,38 @@ func runTier(ctx context.Context, tr string, packs []*Pack, jobs []job, o Option
 		}()
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// Utility with every approval denied: the runs a human's approval let
+	// through are played again with a reviewer who denies everything.
+	var again []int
+	for i := range results {
+		results[i].UtilityAllDenied = results[i].Utility
+		if results[i].Approved > 0 {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		dep.reviewer = DenyAll{}
+		next.Store(0)
+		for _, s := range dep.slots {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					k := int(next.Add(1) - 1)
+					if k >= len(again) || ctx.Err() != nil {
+						return
+					}
+					i := again[k]
+					r := dep.run(ctx, s, jobs[i], o)
+					results[i].UtilityAllDenied = r.Utility && r.Error == ""
+				}
+			}()
+		}
+		wg.Wait()
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -397,6 +437,14 @@ func startDeployment(ctx context.Context, tr string, packs []*Pack, o Options) (
 	roots.AddCert(d.Identity.CA().Root())
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	dep.stop = append(dep.stop, cancel)
+	dep.reviewer = o.Reviewer
+	if tr != TierOff {
+		// Detection, response and approvals, as warden serve runs them.
+		if dep.resp, err = d.EnableResponse(ctx, setup.ResponseOptions{ApprovalWait: 20 * time.Second}); err != nil {
+			return nil, fmt.Errorf("enabling detection and response: %w", err)
+		}
+		go dep.review(sctx)
+	}
 	for k, s := range dep.slots {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -404,7 +452,7 @@ func startDeployment(ctx context.Context, tr string, packs []*Pack, o Options) (
 		}
 		addr := ln.Addr().String()
 		ups := upstreams(k)
-		gw, err := d.NewGatewayWith(nil, func(go_ *gateway.Options) {
+		opt := func(go_ *gateway.Options) {
 			go_.Config.Upstreams = ups
 			go_.Config.Listen = addr
 			go_.URL = "https://" + addr + "/mcp"
@@ -412,10 +460,17 @@ func startDeployment(ctx context.Context, tr string, packs []*Pack, o Options) (
 				go_.Inspector = nil
 				go_.Stages = passThrough()
 			}
-		})
+		}
+		if dep.resp != nil {
+			opt = dep.resp.Wrap(opt)
+		}
+		gw, err := d.NewGatewayWith(nil, opt)
 		if err != nil {
 			ln.Close()
 			return nil, err
+		}
+		if dep.resp != nil {
+			dep.resp.UseGateway(gw)
 		}
 		gw.Start(sctx)
 		done := make(chan struct{})
@@ -537,7 +592,10 @@ func (dep *deployment) run(ctx context.Context, s *slot, j job, o Options) RunRe
 	env.Reset(planted)
 
 	ag := s.agent
-	if usesMemory(j.pack) {
+	// A run gets an agent of its own when it touches memory (one run's
+	// memory is not another's) or when detection may contain the agent
+	// (one run's containment is not another's).
+	if usesMemory(j.pack) || dep.resp != nil {
 		var err error
 		if ag, err = dep.enrol(ctx, fmt.Sprintf("redteam-run-%d", agentSeq.Add(1)), s.roots); err != nil {
 			return fail(err)
@@ -556,6 +614,8 @@ func (dep *deployment) run(ctx context.Context, s *slot, j job, o Options) RunRe
 	if err != nil {
 		return fail(fmt.Errorf("opening the task's grant: %w", err))
 	}
+	dep.tasks.Store(task.ID, j.task)
+	defer dep.tasks.Delete(task.ID)
 	defer func() { _, _ = dep.d.Grants.Complete(context.WithoutCancel(ctx), "warden redteam", task.ID) }()
 
 	hc := &http.Client{Transport: grantHeader{tok: tok, next: ag.tr}}
@@ -584,9 +644,13 @@ func (dep *deployment) run(ctx context.Context, s *slot, j job, o Options) RunRe
 	for _, c := range j.task.Calls {
 		expected[callKey(c.Tool, c.Args)] = true
 	}
+	res.Approvals = int(counter(&dep.asked, task.ID).Load())
+	res.Approved = int(counter(&dep.approved, task.ID).Load())
+	dep.asked.Delete(task.ID)
+	dep.approved.Delete(task.ID)
 	for _, st := range a.steps {
-		if st.Approval {
-			res.Approvals++
+		if st.Approval && dep.resp == nil {
+			res.Approvals++ // no approvals here: the refusal says a human was needed
 		}
 		if st.Role == "task" {
 			res.BenignCalls++
@@ -596,6 +660,48 @@ func (dep *deployment) run(ctx context.Context, s *slot, j job, o Options) RunRe
 		}
 	}
 	return res
+}
+
+func counter(m *sync.Map, key string) *atomic.Int64 {
+	v, _ := m.LoadOrStore(key, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// reviewerID is the operator identity the simulated reviewer decides as.
+const reviewerName = "redteam-reviewer"
+
+// review is the simulated human: it watches the calls held for approval
+// and decides each, as an operator (/admin/) through the approval service.
+func (dep *deployment) review(ctx context.Context) {
+	decider := "spiffe://" + dep.d.Config.TrustDomain + "/admin/" + reviewerName
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		pending, err := dep.resp.Approvals.List(ctx, approval.Pending, 200)
+		if err != nil {
+			continue
+		}
+		for _, ap := range pending {
+			v, ok := dep.tasks.Load(ap.Task)
+			var t *Task
+			if ok {
+				t = v.(*Task)
+			}
+			yes := dep.reviewer.Approve(Held{Task: t, Tool: ap.Tool, Args: json.RawMessage(ap.Arguments)})
+			if _, err := dep.resp.Approvals.Decide(ctx, ap.ID, decider, yes, "simulated reviewer"); err != nil {
+				continue
+			}
+			counter(&dep.asked, ap.Task).Add(1)
+			if yes {
+				counter(&dep.approved, ap.Task).Add(1)
+			}
+		}
+	}
 }
 
 // grantFor is the task's grant as its operator wrote it, or, with the

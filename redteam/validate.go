@@ -32,6 +32,16 @@ func Check(p *Pack) error {
 	}
 	for i := range p.Goals {
 		g := &p.Goals[i]
+		// The planted text alone must not count as the harm.
+		for _, st := range stylesFor(g, p.PointOrder) {
+			inj := render(st, g, p.User, p.PointOrder, p.PointOrder, 0)
+			env := NewEnv(p)
+			env.Reset(inj.Texts)
+			if Holds(g.Success, &Outcome{State: env.Snapshot(), Observes: p.Attacker.Observes}) {
+				errs = append(errs, fmt.Errorf("goal %s: holds as soon as its text is planted (%s), before any agent acts", g.ID, st))
+				break
+			}
+		}
 		t := &Task{ID: "goal-" + g.ID, Calls: g.Plan}
 		out := direct(ctx, p, t, g)
 		if !Holds(g.Success, out) {

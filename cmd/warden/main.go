@@ -91,6 +91,7 @@ configuration (warden.yaml), the database, the keys and the operator credential.
 		toolsCmd(a),
 		scanCmd(a),
 		memoryCmd(a),
+		redteamCmd(a),
 		assessCmd(a),
 	)
 	return root
