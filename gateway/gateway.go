@@ -76,6 +76,11 @@ type Options struct {
 	// own flow rule).
 	Inspector *inspect.Inspector
 	Preset    tier.Preset
+	// Hold, when set, holds a call for a human (an operator approves or
+	// denies it) and returns nil when it was approved: the sound taint
+	// flow rule asks it instead of denying. Without it such calls are
+	// denied.
+	Hold func(c *Call, rule, reason string) *Denial
 	// Builtin returns the in-process server of a builtin upstream (the
 	// memory server). Calls to it carry the caller's context in
 	// _meta[MetaCaller]; its results may name, in _meta[MetaTaint], the
@@ -109,6 +114,7 @@ type Gateway struct {
 
 	inspector *inspect.Inspector
 	preset    tier.Preset
+	hold      func(*Call, string, string) *Denial
 	volumes   sync.Map // task id -> *inspect.VolumeBudget
 	roots     *x509bundle.Bundle
 
@@ -151,7 +157,7 @@ func New(o Options) (*Gateway, error) {
 		sessions: newSessions(), jwts: newJWTCache(),
 	}
 	g.roots = x509bundle.FromX509Authorities(g.td, []*x509.Certificate{o.Identity.Root()})
-	g.stages, g.vet, g.builtin, g.inspector, g.preset = o.Stages, o.Vet, o.Builtin, o.Inspector, o.Preset
+	g.stages, g.vet, g.builtin, g.inspector, g.preset, g.hold = o.Stages, o.Vet, o.Builtin, o.Inspector, o.Preset, o.Hold
 	if g.stages == nil {
 		g.stages = DefaultStages()
 	}

@@ -42,7 +42,13 @@ func stageOutbound(c *Call) *Denial {
 		return d
 	}
 	if res.Blocked() {
-		return blockDenial(res)
+		if !needsHuman(res) || c.g.hold == nil {
+			return blockDenial(res)
+		}
+		// The sound flow rule asks for a human rather than deny.
+		if d := c.g.hold(c, res.Rule, res.Reason); d != nil {
+			return d
+		}
 	}
 	if res.Action == tier.ActionRedact && res.RedactedArgs != nil {
 		b, err := json.Marshal(res.RedactedArgs)
@@ -59,6 +65,20 @@ func stageOutbound(c *Call) *Denial {
 		}
 	}
 	return nil
+}
+
+// needsHuman reports whether a block is only the sound taint flow rule's,
+// which an operator may lift for this one call.
+func needsHuman(res inspect.Result) bool {
+	if res.Rule != "taint_sound" {
+		return false
+	}
+	for _, f := range res.Findings {
+		if f.Action == tier.ActionBlock && f.Rule != "taint_sound" {
+			return false
+		}
+	}
+	return true
 }
 
 // stageInbound inspects a result before the agent sees it: injection in

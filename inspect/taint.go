@@ -379,7 +379,9 @@ type FlowDecision struct {
 //     session's untrusted content is denied, naming the source call.
 //   - sound (Optimized): once the session is tainted, every argument of a
 //     sensitive call must be fixed by the grant; otherwise the call needs
-//     human approval, and until approvals exist it is denied.
+//     human approval: the decision is a block with rule taint_sound, which
+//     the gateway turns into a hold for an operator when approvals are
+//     configured (and a denial when they are not).
 func CheckFlow(rule tier.FlowRule, s *Session, labels []string, args []Arg, fixed func(arg string) bool) FlowDecision {
 	if s == nil || !SensitiveSink(labels) || !s.Tainted() {
 		return FlowDecision{Allow: true}
@@ -416,7 +418,7 @@ func CheckFlow(rule tier.FlowRule, s *Session, labels []string, args []Arg, fixe
 		}
 		if len(unfixed) > 0 {
 			d.Allow, d.Rule, d.Heuristic = false, "taint_sound", false
-			d.Reason = fmt.Sprintf("sound rule: the session is tainted by untrusted %s; argument(s) %s of this %s call are not fixed by the grant, so the call needs human approval, which is not available yet (denied until approvals exist)",
+			d.Reason = fmt.Sprintf("sound rule: the session is tainted by untrusted %s; argument(s) %s of this %s call are not fixed by the grant, so the call needs human approval",
 				srcs[len(srcs)-1], strings.Join(unfixed, ", "), strings.Join(sinkLabels(labels), "/"))
 			d.Findings = append(d.Findings, Finding{Kind: KindFlow, Rule: "taint_sound", Score: 1, Reason: d.Reason, Source: srcs[len(srcs)-1].String(), Path: "$." + unfixed[0]})
 		}

@@ -90,7 +90,7 @@ func TestSoundFlowRule(t *testing.T) {
 				if d.Heuristic || d.Rule != "taint_sound" {
 					t.Errorf("sound denial mislabelled: %+v", d)
 				}
-				for _, want := range []string{"call-7", "not fixed by the grant", "approval", "not available yet"} {
+				for _, want := range []string{"call-7", "not fixed by the grant", "approval"} {
 					if !strings.Contains(d.Reason, want) {
 						t.Errorf("reason %q lacks %q", d.Reason, want)
 					}

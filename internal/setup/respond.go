@@ -195,6 +195,9 @@ func (r *Response) GatewayOptions(o *gateway.Options) {
 	stages = insertStage(stages, "authenticate", false, respond.BacklogStage(r.Engine, r.d.Config.Tier, r.d.Events))
 	stages = insertStage(stages, "authorize", false, respond.ContainedStage(r.Engine))
 	o.Stages = insertStage(stages, "upstream", true, respond.ApprovalStage(r.Approvals, r.d.Config.Tier))
+	o.Hold = func(c *gateway.Call, rule, reason string) *gateway.Denial {
+		return respond.HoldCall(r.Approvals, c, rule, reason)
+	}
 }
 
 // Wrap returns gateway options that apply opt (another part's hooks, may

@@ -42,7 +42,7 @@ var ttcRuns = flag.Int("ttc.runs", 200, "runs of TestTimeToContain")
 const respondPolicy = `
 @id("demo")
 permit (principal, action == Action::"call", resource)
-when { resource.server == "files" || resource.server == "payments" };
+when { resource.server == "files" || resource.server == "payments" || resource.server == "web" };
 `
 
 // respondEnv is a whole deployment at the Advanced tier with detection on
@@ -71,15 +71,19 @@ func startRespond(t *testing.T, tr tier.Tier) *respondEnv {
 	cfg, _ := config.Load(dir.Config())
 	cfg.Gateway.Listen = ln.Addr().String()
 	var ups []config.Upstream
-	for _, name := range []string{"payments", "files"} {
+	for _, name := range []string{"payments", "files", "web"} {
 		s, err := demotools.New(name)
+		if name == "web" {
+			s, err = webServer(), nil
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
 		t.Cleanup(srv.Close)
 		ups = append(ups, config.Upstream{Name: name, HTTP: &config.HTTPUpstream{URL: srv.URL},
-			Tools: map[string][]string{"read_file": {"reads"}, "list_files": {"reads"}, "send_payment": {"egress", "writes"}, "get_balance": {"reads"}}})
+			Tools: map[string][]string{"read_file": {"reads"}, "list_files": {"reads"}, "send_payment": {"egress", "writes"}, "get_balance": {"reads"},
+				"fetch": {"reads", "untrusted_output"}}})
 	}
 	cfg.Gateway.Upstreams = ups
 	if err := cfg.Save(dir.Config()); err != nil {
@@ -331,6 +335,69 @@ func TestHeldCallReleasedByOperator(t *testing.T) {
 	if time.Since(start) < 4*time.Second {
 		t.Fatal("the second payment did not wait")
 	}
+}
+
+// At Optimized, the sound taint flow rule holds a tainted session's call
+// whose arguments the grant does not fix until an operator decides, rather
+// than deny it; a call the grant pins down is not held.
+func TestSoundFlowRuleHoldsForApproval(t *testing.T) {
+	e := startRespond(t, tier.Optimized)
+	a := e.agent(t, "pay-bot")
+	var sc grant.Scope
+	if err := json.Unmarshal([]byte(`[{"tool": "web.fetch"}, {"tool": "payments.send_payment", "args": {"amount": {"type": "number", "maximum": 500}, "currency": {"enum": ["EUR"]}}}]`), &sc); err != nil {
+		t.Fatal(err)
+	}
+	_, tok, err := e.d.Grants.Open(ctx, grant.OpenRequest{Grantee: a.rec, Requester: "test", Intent: "pay invoice INV-42", Scope: sc, Budget: 100, Egress: []string{"supplier.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := e.client(t, a, tok)
+	if code := call(t, cs, "web.fetch", map[string]any{"url": "https://supplier.example/hours"}); code != "" { // taints the session
+		t.Fatalf("fetch: %s", code)
+	}
+	pay := map[string]any{"to": "acct-supplier", "amount": 420, "currency": "EUR"}
+	got := make(chan string, 1)
+	go func() {
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "payments.send_payment", Arguments: pay})
+		switch {
+		case err != nil:
+			got <- err.Error()
+		case res.IsError:
+			b, _ := json.Marshal(res)
+			got <- string(b)
+		default:
+			got <- ""
+		}
+	}()
+	var held approval.Approval
+	for range 400 {
+		if as, _ := e.resp.Approvals.List(ctx, approval.Pending, 10); len(as) == 1 {
+			held = as[0]
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held.ID == "" || held.Rule != "taint_sound" {
+		t.Fatalf("held: %+v (the call: %q)", held, <-got)
+	}
+	if _, err := e.resp.Approvals.Decide(ctx, held.ID, "spiffe://example.org/admin/admin", true, "checked the invoice"); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-got; code != "" {
+		t.Fatalf("approved payment: %q", code)
+	}
+}
+
+// webServer is a page fetcher whose output is untrusted, and harmless.
+func webServer() *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "web", Version: "1"}, nil)
+	type fetchArgs struct {
+		URL string `json:"url"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "fetch", Description: "Fetch a page."}, func(context.Context, *mcp.CallToolRequest, fetchArgs) (*mcp.CallToolResult, any, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ACME Supplies: open 9:00 to 17:00, Monday to Friday."}}}, nil, nil
+	})
+	return s
 }
 
 func mustJSON(v any) json.RawMessage {
