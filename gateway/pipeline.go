@@ -138,9 +138,25 @@ const CodeQuarantined = "tool_quarantined"
 // (changed since it was pinned, new, or poisoned).
 func stageQuarantine(c *Call) *Denial {
 	if c.Tool.Quarantine != "" {
+		c.recordRefusal(CodeQuarantined, c.Tool.Quarantine)
 		return &Denial{Code: CodeQuarantined, Message: c.Tool.Quarantine}
 	}
 	return nil
+}
+
+// recordRefusal records a refusal made before the decision point, which
+// records its own: detection rules see every refused call.
+func (c *Call) recordRefusal(code, msg string) {
+	e := events.New(events.ClassAPIActivity, 99, "gateway")
+	e.ActivityName = "Other"
+	e.StatusID, e.SeverityID, e.StatusCode, e.StatusDetail = events.StatusFailure, events.SeverityMedium, code, msg
+	e.Message = "tool call refused (" + code + ")"
+	e.ActionID, e.DispositionID = events.ActionDenied, events.DispositionBlocked
+	e.Actor = &events.Actor{User: &events.User{UID: c.Caller.ID.String(), Name: c.Caller.Name, Type: "agent"}, Session: &events.Session{UID: c.session.id}}
+	e.Warden = &events.Warden{Agent: c.Caller.ID.String(), Tool: c.Tool.ID, Reason: code, Attrs: map[string]string{"call": c.id}}
+	if err := c.g.sink.Emit(context.WithoutCancel(c.Ctx), e); err != nil {
+		c.g.log.Error("could not record a refused call", "code", code, "err", err)
+	}
 }
 
 // stageAuthorize asks the decision point: the task's grant and policy.
