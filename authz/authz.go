@@ -13,6 +13,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -184,7 +185,12 @@ func taskOf(g *grant.Grant) policy.Task {
 
 func denyGrant(err error) Decision {
 	code := string(grant.CodeOf(err))
-	return Decision{Code: code, Reasons: []Reason{{Source: "grant", Code: code, Message: err.Error()}}}
+	d := Decision{Code: code, Reasons: []Reason{{Source: "grant", Code: code, Message: err.Error()}}}
+	var ge *grant.Error
+	if errors.As(err, &ge) {
+		d.Task, d.Grant = ge.Task, ge.Grant // when the refusal is the holder's task's
+	}
+	return d
 }
 
 func agentOf(r Request) policy.Agent {

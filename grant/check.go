@@ -3,6 +3,7 @@ package grant
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/warden-run/warden/identity"
 )
@@ -54,16 +55,17 @@ func (s *Service) Check(ctx context.Context, c Call) (*Checked, error) {
 	if err := s.proveBinding(g, c); err != nil {
 		return nil, err
 	}
+	// From here the caller holds the grant: a refusal is its task's.
 	if err := s.st.checkTasks(g.TaskChain()); err != nil {
-		return nil, err
+		return nil, attribute(err, g)
 	}
 	args, aerr := decodeArgs(c.Args)
 	if aerr != nil {
-		return nil, aerr
+		return nil, attribute(aerr, g)
 	}
 	entry, serr := g.scope.check(c.Tool, args)
 	if serr != nil {
-		return nil, serr
+		return nil, attribute(serr, g)
 	}
 	keys := []budgetKey{{jti: g.ID, slot: -1}}
 	if g.scope.entries[entry].budget > 0 {
@@ -73,7 +75,7 @@ func (s *Service) Check(ctx context.Context, c Call) (*Checked, error) {
 		pe, perr := ps.check(c.Tool, args)
 		if perr != nil {
 			perr.Msg = "the grant of ancestor task " + g.Parents[i].Task + " refuses it: " + perr.Msg
-			return nil, perr
+			return nil, attribute(perr, g)
 		}
 		keys = append(keys, budgetKey{jti: g.Parents[i].JTI, slot: -1})
 		if ps.entries[pe].budget > 0 {
@@ -81,6 +83,15 @@ func (s *Service) Check(ctx context.Context, c Call) (*Checked, error) {
 		}
 	}
 	return &Checked{Grant: g, Entry: entry, Args: args, keys: keys}, nil
+}
+
+// attribute names g's task and grant in a refusal.
+func attribute(err error, g *Grant) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.Task, e.Grant = g.Task, g.ID
+	}
+	return err
 }
 
 func (s *Service) proveBinding(g *Grant, c Call) error {

@@ -49,6 +49,10 @@ type Error struct {
 	Code Code
 	Msg  string
 	Err  error
+	// Task and Grant name the task and grant (jti) a refused call was made
+	// under, once the grant verified and its holder proved its key: the
+	// refusal is attributable to that task.
+	Task, Grant string
 }
 
 func (e *Error) Error() string {
