@@ -62,6 +62,9 @@ func (m MintPolicy) Precheck(ctx context.Context, agent *identity.Record, task g
 	return &grant.Error{Code: grant.CodePolicyForbids, Msg: "policy rules out " + tool + " for " + agent.Name + " whatever the arguments: " + d.String()}
 }
 
+// ToolLabels implements grant.Labeler.
+func (m MintPolicy) ToolLabels(tool string) ([]string, bool) { return m.labels(tool) }
+
 func (m MintPolicy) labels(tool string) ([]string, bool) {
 	if m.Labels == nil {
 		return nil, false

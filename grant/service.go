@@ -178,6 +178,9 @@ func (s *Service) Open(ctx context.Context, r OpenRequest) (*Task, string, error
 	if err := checkEntryBudgets(r.Scope, budget); err != nil {
 		return nil, "", err
 	}
+	if err := s.requireConstraints(p, r.Scope); err != nil {
+		return nil, "", err
+	}
 	egress, err := normEgress(r.Egress)
 	if err != nil {
 		return nil, "", err
@@ -274,6 +277,9 @@ func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (*Task, strin
 		return nil, "", err
 	}
 	if err := checkEntryBudgets(r.Scope, budget); err != nil {
+		return nil, "", err
+	}
+	if err := s.requireConstraints(p, r.Scope); err != nil {
 		return nil, "", err
 	}
 	id := "t_" + randomHex(12)

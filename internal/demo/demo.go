@@ -241,8 +241,8 @@ func Run(ctx context.Context, w io.Writer, o Options) (*Report, error) {
 		{Tool: "email.send_email", Args: args(`{"subject": {"maxLength": 200}}`)},
 		{Tool: "files.read_file", Args: args(`{"path": {"path_within": ["/finance/invoices"]}}`)},
 		{Tool: "payments.send_payment", Args: args(`{"to": {"const": "acct-supplier"}, "amount": {"type": "number", "maximum": 500}, "currency": {"enum": ["EUR"]}}`), Budget: 1},
-		{Tool: "memory.create_entities"},
-		{Tool: "memory.add_observations"},
+		{Tool: "memory.create_entities", Args: args(`{"entities": {"maxItems": 5}}`)},
+		{Tool: "memory.add_observations", Args: args(`{"observations": {"maxItems": 5}}`)},
 		{Tool: "weather.forecast"},
 	}
 	task, err := op.OpenTask(ctx, controlplane.TaskRequest{Agent: "billing-bot", Intent: "pay invoice INV-42 from the inbox", Allow: scope, TTL: "15m", Budget: 20})

@@ -255,9 +255,8 @@ func TestLowAndSlowAttackerIsContained(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	rev := e.waitAction(t, respond.ActRevokeGrant)
-	// a refusal by the grant check names no task (authz records none), so
-	// the playbook revokes every open task of the agent
-	if rev.Outcome != respond.OutcomeDone || rev.Target != "agent "+a.rec.ID.String() {
+	// the refusals name the task they were made under: it is revoked
+	if rev.Outcome != respond.OutcomeDone || rev.Target != task.ID {
 		t.Fatalf("revocation %+v", rev)
 	}
 	t.Logf("time to contain: %v from the engine taking the completing event to the grant revoked", rev.SinceEvent)
