@@ -18,16 +18,19 @@ func demoCmd(a *app) *cobra.Command {
 		Use:   "demo",
 		Short: "Run a whole Warden deployment with a well-behaved and a compromised agent",
 		Long: `demo runs Warden's main job on embedded defaults, in one process, with no
-network and no npm, at the Advanced tier: it starts the control plane and
-the MCP gateway, pins and launches small tool servers (a mailbox, a file
-store, a payments ledger, a malicious weather server, a reports server) as
-stdio upstreams in their sandboxes, serves Warden's own memory, registers
-and enrols an agent through the real API, grants it one task, and drives
-scripted agents through the gateway: one that does its task, one that obeys
-the prompt injection planted in the mailbox (and tries to poison memory),
-and a later task that reads memory. It also shows a rug pull held back and a
-tampered server refused, then verifies the audit log. It prints what was
-allowed and what was denied, and why.
+network and no npm, at the Advanced tier with detection and response on, as
+` + "`warden serve`" + ` runs: it starts the control plane and the MCP gateway, pins
+(warden.lock) and launches small tool servers in their sandboxes (a mailbox,
+a file store, a payments ledger, a malicious weather server, a reports
+server), serves Warden's own memory, registers and enrols an agent through
+the real API, and drives scripted agents through the gateway: one that does
+its task; the same agent, compromised by a prompt injection in its mailbox,
+whose attempts are refused and whose task detection contains in
+milliseconds; a quieter memory poisoning, refused, quarantined or marked
+untrusted, with an operator approving held calls; a later task that reads
+memory and is not steered; a rug pull held back and a tampered server
+refused. It then verifies the audit log and assesses the deployment
+(warden assess). It prints what was allowed and what was denied, and why.
 
 The data directory is temporary unless --keep DIR is given; Warden's own
 logs are shown with --log-level.`,

@@ -11,6 +11,7 @@ import (
 
 	"github.com/warden-run/warden/internal/demotools"
 	"github.com/warden-run/warden/sandbox"
+	"github.com/warden-run/warden/tier"
 )
 
 // TestMain lets this test binary play the warden binary's "demo-tool NAME".
@@ -50,7 +51,7 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	for _, s := range rep.Denied(Compromised) {
 		codes[s.Code] = true
 	}
-	for _, want := range []string{"constraint_violated", "tool_not_granted", "tool_budget_exhausted", "task_completed", "taint_heuristic"} {
+	for _, want := range []string{"constraint_violated", "tool_not_granted", "tool_budget_exhausted", "taint_heuristic", "grant_revoked", "task_completed"} {
 		if !codes[want] {
 			t.Errorf("no denial with %s", want)
 		}
@@ -64,6 +65,12 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	}
 	if !strings.Contains(rep.Recalled, "[UNTRUSTED memory") {
 		t.Errorf("the untrusted entry came back unmarked: %s", rep.Recalled)
+	}
+	if !rep.Contained || rep.TimeToContain <= 0 || rep.Approved != 2 {
+		t.Errorf("response: contained %v in %v, %d calls approved", rep.Contained, rep.TimeToContain, rep.Approved)
+	}
+	if rep.Assessment == nil || rep.Assessment.Overall != tier.Advanced {
+		t.Errorf("assessment: %+v", rep.Assessment)
 	}
 	if !rep.RugPullHeld {
 		t.Error("the rug-pulled tool stayed listed")
@@ -83,7 +90,7 @@ func TestDemoDeniesTheCompromisedAgentEverything(t *testing.T) {
 	if len(rep.Probes) < 5 || len(rep.Escapes) != 0 {
 		t.Errorf("malicious tool server: probes %v, escapes %v", rep.Probes, rep.Escapes)
 	}
-	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 7 calls allowed", "2 of 3 writes refused", "0 of 6 attempts got out"} {
+	for _, want := range []string{"The well-behaved agent does its task", "DENIED constraint_violated", "0 of 8 calls allowed", "2 of 3 writes refused", "0 of 6 attempts got out", "rule injection-then-sensitive-call"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -193,7 +193,15 @@ func (r *Response) GatewayOptions(o *gateway.Options) {
 		stages = gateway.DefaultStages()
 	}
 	stages = insertStage(stages, "authenticate", false, respond.BacklogStage(r.Engine, r.d.Config.Tier, r.d.Events))
-	stages = insertStage(stages, "authorize", false, respond.ContainedStage(r.Engine))
+	// The containment fence goes after the outbound inspection: the call
+	// that completes a rule is refused for what it is (a taint or DLP
+	// block) whenever inspection would refuse it, rather than by however
+	// fast the engine raced it; every later call meets the fence.
+	at := "authorize"
+	if slices.ContainsFunc(stages, func(s gateway.Stage) bool { return s.Name == "outbound" }) {
+		at = "outbound"
+	}
+	stages = insertStage(stages, at, false, respond.ContainedStage(r.Engine))
 	o.Stages = insertStage(stages, "upstream", true, respond.ApprovalStage(r.Approvals, r.d.Config.Tier))
 	o.Hold = func(c *gateway.Call, rule, reason string) *gateway.Denial {
 		return respond.HoldCall(r.Approvals, c, rule, reason)
