@@ -148,7 +148,10 @@ func (s *Scanner) ScanExfil(text, path string, pol EgressPolicy) []Finding {
 		n := 0
 		forEachDomain(text, func(a, b int) bool {
 			n++
-			if inURL(a) || a > 0 && (text[a-1] == '@' || text[a-1] == '/') {
+			// Inside a URL (checked as one), after @ or / (an address's or
+			// a path's), or before @ (an address's local part, such as
+			// lena.fischer@...): not a domain of its own.
+			if inURL(a) || a > 0 && (text[a-1] == '@' || text[a-1] == '/') || b < len(text) && text[b] == '@' {
 				return n < 256
 			}
 			d := strings.ToLower(text[a:b])

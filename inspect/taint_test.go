@@ -57,6 +57,19 @@ func TestHeuristicFlowRule(t *testing.T) {
 	}
 }
 
+// A value the grant fixes is the operator's choice: that the untrusted
+// content names it too is no flow.
+func TestHeuristicSkipsFixedArguments(t *testing.T) {
+	args := []Arg{{"$.to", "data-drop@attacker.example"}}
+	fixedTo := func(a string) bool { return a == "to" }
+	if d := CheckFlow(tier.FlowHeuristic, taintedSession(), []string{LabelEgress}, args, fixedTo); !d.Allow {
+		t.Fatalf("a fixed argument was refused: %+v", d)
+	}
+	if d := CheckFlow(tier.FlowHeuristic, taintedSession(), []string{LabelEgress}, args, func(string) bool { return false }); d.Allow {
+		t.Fatal("an unfixed planted recipient was allowed")
+	}
+}
+
 func TestUntaintedSessionAllows(t *testing.T) {
 	s := NewSession(TaintLimits{})
 	for _, rule := range []tier.FlowRule{tier.FlowOff, tier.FlowHeuristic, tier.FlowSound} {

@@ -195,7 +195,11 @@ var presets = map[Tier]Preset{
 		SandboxRequired:         true,
 		SandboxSeccomp:          true,
 		SandboxEgressList:       true,
-		InjectionAction:         ActionBlock,
+		// Every injection finding's spans are removed rather than the
+		// whole result withheld: the session is tainted either way, and
+		// the sound flow rule, not the detector, is what stops a hijacked
+		// agent here; withholding whole results only cost utility.
+		InjectionAction:         ActionRedact,
 		SecretAction:            ActionBlock,
 		PIIAction:               ActionRedact,
 		Flow:                    FlowSound,
