@@ -180,6 +180,13 @@ func TestDelegationOnlyNarrows(t *testing.T) {
 	wantCode(t, err, CodeDelegationWidening) // deeper than the parent allows
 	_, _, err = delegate(child, pTok, grandchild, `[{"tool": "files.read_file"}]`, 5, 0)
 	wantCode(t, err, CodeWrongAgent) // only the holder may delegate
+	// Every refusal is recorded, against the parent task, for detection.
+	if refused := e.sink.Find(string(CodeDelegationWidening)); len(refused) != 4 || refused[0].Warden.Task != pTask.ID {
+		t.Fatalf("refused delegations recorded: %d", len(refused))
+	}
+	if len(e.sink.Find(string(CodeWrongAgent))) != 1 {
+		t.Fatal("a delegation with another agent's grant was not recorded")
+	}
 
 	// The child asks for a looser constraint than the parent's: at call
 	// time the parent's still applies.

@@ -215,11 +215,18 @@ type DelegateRequest struct {
 // semantics: the child names its parent, records the actor chain, and
 // carries every ancestor's scope so that all of them are checked on every
 // call. Tools the parent does not hold are refused here.
-func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (*Task, string, error) {
+func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (t *Task, tok string, err error) {
+	var parentTask string
+	defer func() {
+		if err != nil {
+			s.recordRefusedDelegation(ctx, r, parentTask, err)
+		}
+	}()
 	parent, err := s.ver.Verify(r.ParentToken)
 	if err != nil {
 		return nil, "", err
 	}
+	parentTask = parent.Task
 	if parent.Subject != r.Caller.ID.String() {
 		return nil, "", errorf(CodeWrongAgent, "the parent grant belongs to %s, not to the caller %s", parent.Subject, r.Caller.ID)
 	}
@@ -673,6 +680,30 @@ func (s *Service) event(activity int, actor string, t *Task, reason string) even
 	e.Resources = []events.Resource{{UID: t.ID, Type: "task", Name: t.Intent}}
 	e.Warden = &events.Warden{Agent: t.Agent, Task: t.ID, Grant: t.GrantID, Reason: "task_" + reason}
 	return e
+}
+
+// recordRefusedDelegation records a refused delegation: asking for more
+// than the parent holds, or presenting a grant that is not the caller's, is
+// what detection rules look for.
+func (s *Service) recordRefusedDelegation(ctx context.Context, r DelegateRequest, parentTask string, err error) {
+	code := string(CodeOf(err))
+	e := events.New(events.ClassAPIActivity, events.ActivityCreate, "grant")
+	e.StatusID, e.StatusCode, e.SeverityID = events.StatusFailure, code, events.SeverityMedium
+	e.ActionID, e.DispositionID = events.ActionDenied, events.DispositionBlocked
+	e.Message = "delegation refused (" + code + "): " + err.Error()
+	e.Metadata.CorrelationUID = parentTask
+	agent := ""
+	if r.Caller != nil {
+		agent = r.Caller.ID.String()
+	}
+	e.Actor = &events.Actor{User: &events.User{UID: agent, Type: "agent"}}
+	e.Warden = &events.Warden{Agent: agent, Task: parentTask, Reason: code}
+	if r.To != nil {
+		e.Warden.Attrs = map[string]string{"to": r.To.ID.String()}
+	}
+	if err := s.sink.Emit(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("could not record a refused delegation", "code", code, "err", err)
+	}
 }
 
 func (s *Service) emit(ctx context.Context, e events.Event) error {
