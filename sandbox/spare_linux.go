@@ -202,15 +202,14 @@ func (l *Launcher) refill(uid, gid int) {
 	slot := &spareSlot{ready: make(chan struct{})}
 	l.spares[key] = slot
 	l.mu.Unlock()
+	// The slot has one owner after it is ready: takeInit if it removed the
+	// slot from the map, else Close, which takes every slot still there.
+	// refill cannot add a slot after Close (it checks closed under the same
+	// lock), so this goroutine never discards: two discards of one init race
+	// on its exec.Cmd.
 	go func() {
 		slot.ip, slot.err = l.makeInit(uid, gid)
 		close(slot.ready)
-		l.mu.Lock()
-		closed := l.closed
-		l.mu.Unlock()
-		if closed && slot.err == nil {
-			slot.ip.discard()
-		}
 	}()
 }
 
