@@ -133,12 +133,9 @@ func TestApprovalIsBoundToTheExactCall(t *testing.T) {
 		}
 		cancel()
 	}
-	start := time.Now()
+	// Nobody decides from here on: a retry that waited would time out.
 	if got := s.Hold(ctx, req(` {"amount":10,"to":"acct-1"}`)); !got.Allow || got.ID != o.ID {
-		t.Fatalf("the identical call was not released: %+v", got)
-	}
-	if time.Since(start) > 50*time.Millisecond {
-		t.Fatal("an approved retry waited")
+		t.Fatalf("the identical call was not released at once: %+v", got)
 	}
 }
 

@@ -316,8 +316,12 @@ func TestSlowWebhookDoesNotBlockContainment(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer srv.Close()
-	defer close(release)
-	n, err := NewNotifier(NotifierOptions{URL: srv.URL, Secret: []byte("0123456789abcdef0123"), Timeout: 300 * time.Millisecond,
+	var releaseOnce sync.Once
+	unhang := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unhang()
+	// The webhook hangs far longer than containment may take: a revocation
+	// that waited for it would show up as the grant still live below.
+	n, err := NewNotifier(NotifierOptions{URL: srv.URL, Secret: []byte("0123456789abcdef0123"), Timeout: time.Minute,
 		Attempts: 2, Backoff: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -330,14 +334,11 @@ func TestSlowWebhookDoesNotBlockContainment(t *testing.T) {
 	f := &fakes{}
 	e, rec := startEngine(t, f, engineOpts{notifier: n, rules: `{id: r, condition: 'reason == "tool_not_granted"', actions: [notify, revoke_grant]}`,
 		onAction: func(_ Alert, r ActionResult) { mu.Lock(); results = append(results, r); mu.Unlock() }})
-	start := time.Now()
 	emitAll(t, e, deny(0, agentA, "x.y"))
-	if took := time.Since(start); took > 250*time.Millisecond {
-		t.Fatalf("containment took %v behind a hanging webhook", took)
-	}
 	if got := f.got(); !slices.Equal(got, []string{"revoke t1"}) {
-		t.Fatalf("calls %v", got)
+		t.Fatalf("calls %v while the webhook hangs", got)
 	}
+	unhang() // the webhook now fails at once: the notification's failure is recorded
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		if slices.Contains(remediations(rec), "notify:failed") {

@@ -520,7 +520,8 @@ func TestTimeToContain(t *testing.T) {
 	}
 	t.Logf("%d runs, tier advanced (audit sync): contained at the decision point p50 %v p90 %v p99 %v max %v; revocation durable p50 %v p90 %v p99 %v max %v",
 		runs, p(effective, 0.5), p(effective, 0.9), p(effective, 0.99), p(effective, 1), p(durable, 0.5), p(durable, 0.9), p(durable, 0.99), p(durable, 1))
-	if !raceEnabled && p(effective, 0.99) > 10*time.Millisecond {
-		t.Errorf("time to contain p99 %v, target under 10ms", p(effective, 0.99))
-	}
+	// The figure against its 10ms target is reported (docs/benchmarks.md),
+	// not asserted: a wall-clock bound in a test fails on a busy machine
+	// without anything being wrong. What is asserted above is that every
+	// run was contained and its grant revoked.
 }
