@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"time"
 )
@@ -208,8 +209,14 @@ func (g Gateway) Upstream(name string) (Upstream, bool) {
 }
 
 // Labels returns the operator's labels for tool of upstream u and whether
-// the operator set any.
+// the operator set any. The builtin memory server's tools have their
+// default labels when the operator set none for the upstream, also for an
+// Upstream built in code rather than loaded from warden.yaml.
 func (u Upstream) Labels(tool string) ([]string, bool) {
+	if u.Builtin == "memory" && u.Tools == nil {
+		l, ok := memoryLabels[tool]
+		return slices.Clone(l), ok
+	}
 	l, ok := u.Tools[tool]
 	return l, ok && len(l) > 0
 }
