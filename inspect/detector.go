@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/warden-run/warden/inspect/internal/injection"
 )
@@ -221,6 +222,11 @@ func (d *Detector) span(input string, an *injection.Analysis, u *injection.Unit,
 	case injection.SrcPayload:
 		p := an.Payloads[u.Payload]
 		sp.Start, sp.End = p.Start, p.End
+	case injection.SrcHidden:
+		// The instructions are the tag characters: from the first to the
+		// last, so that redaction removes them and keeps the visible text
+		// a reader (and the task) needs.
+		sp.Start, sp.End = tagRun(input)
 	default:
 		sp.Start, sp.End = 0, len(input)
 	}
@@ -230,6 +236,25 @@ func (d *Detector) span(input string, an *injection.Analysis, u *injection.Unit,
 	t := u.Norm.S[clamp(s, 0, len(u.Norm.S)):clamp(e, clamp(s, 0, len(u.Norm.S)), len(u.Norm.S))]
 	sp.Text = cutString(t, 200)
 	return sp
+}
+
+// tagRun returns the byte range from the first Unicode tag character
+// (U+E0000 to U+E007F) in s to the end of the last; the whole of s when
+// there is none.
+func tagRun(s string) (start, end int) {
+	start, end = -1, 0
+	for i, r := range s {
+		if r >= 0xE0000 && r <= 0xE007F {
+			if start < 0 {
+				start = i
+			}
+			end = i + utf8.RuneLen(r)
+		}
+	}
+	if start < 0 {
+		return 0, len(s)
+	}
+	return start, end
 }
 
 func clip(s string, n int) string {

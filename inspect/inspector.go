@@ -190,7 +190,21 @@ func (i *Inspector) CheckOutbound(ctx context.Context, c Outbound) Result {
 	reserved := false
 	for _, a := range args {
 		total += int64(len(a.Value))
-		r.Findings = append(r.Findings, i.sc.Scan(a.Value, a.Path)...)
+		fs := i.sc.Scan(a.Value, a.Path)
+		if c.Fixed != nil && c.Fixed(TopLevelArg(a.Path)) {
+			// Personal data in an argument the grant fixes (an IBAN, an
+			// address, a phone number named in the task) was chosen by the
+			// operator for this tool: recorded, never masked, or the call
+			// would carry out something else than what was granted. Secrets
+			// stay under the tier's action wherever they are.
+			for k := range fs {
+				if fs[k].Kind == KindPII {
+					fs[k].Action = tier.ActionLog
+					fs[k].Reason += " (in an argument the grant fixes: logged, not masked)"
+				}
+			}
+		}
+		r.Findings = append(r.Findings, fs...)
 		if hasLabel(c.Labels, LabelEgress, LabelWrites) || pol.DenyUnlisted || len(c.Egress.Allow) > 0 {
 			r.Findings = append(r.Findings, i.sc.ScanExfil(a.Value, a.Path, pol)...)
 		}
