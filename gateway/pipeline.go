@@ -39,7 +39,14 @@ type Call struct {
 	session *session
 	req     *mcp.CallToolRequest
 	id      string // this call's id, for taint sources and events
+
+	approved bool // a human approved this call (see Approved)
 }
+
+// Approved records that a human approved this exact call: the stage that
+// held it for one calls it once the approval arrives. Detection then knows
+// the call was not the agent's choice alone (see recordUnvouched).
+func (c *Call) Approved() { c.approved = true }
 
 // ID returns the call's id.
 func (c *Call) ID() string { return c.id }
@@ -204,6 +211,9 @@ var (
 // stageUpstream forwards the call. It can be cancelled by the agent, by a
 // timeout, or by the revocation of the task (or an ancestor) in flight.
 func stageUpstream(c *Call) *Denial {
+	if d := c.recordUnvouched(); d != nil {
+		return d
+	}
 	u := c.g.ups[c.Tool.Server]
 	cs, err := u.sessionFor(c.Ctx, c.session)
 	if err != nil {
@@ -258,6 +268,60 @@ func (c *Call) tasks() []string {
 		return c.Decision.Checked.Grant.TaskChain()
 	}
 	return nil
+}
+
+// ReasonUnvouched is the reason code of the event recorded just before a
+// sensitive call that no control vouches for is forwarded.
+const ReasonUnvouched = "sensitive_call_unvouched"
+
+// recordUnvouched records, before it is forwarded, a sensitive call (egress,
+// writes, destructive) that nobody accountable chose: the grant does not fix
+// every one of its arguments and no human approved it. Detection's
+// injection-then-sensitive-call rule contains a task on such a call after
+// an injection finding. A call the operator pinned in every argument, or
+// one a human approved, does what someone accountable chose, whatever the
+// agent read: containing the task for it would only stop the user's work
+// (the red-team runner measured that cost). The event must be recorded
+// before the call runs, or detection could miss it: a failure denies.
+func (c *Call) recordUnvouched() *Denial {
+	if c.approved || !(c.Tool.HasLabel(policy.LabelEgress) || c.Tool.HasLabel(policy.LabelWrites) || c.Tool.HasLabel(policy.LabelDestructive)) {
+		return nil
+	}
+	unfixed := c.unfixedArgs()
+	if len(unfixed) == 0 {
+		return nil
+	}
+	e := events.New(events.ClassAPIActivity, 99, "gateway")
+	e.ActivityName = "Other"
+	e.StatusID, e.SeverityID, e.StatusCode = events.StatusSuccess, events.SeverityInformational, ReasonUnvouched
+	e.Message = "sensitive call forwarded with arguments neither the grant fixes nor a human approved: " + strings.Join(unfixed, ", ")
+	e.Metadata.CorrelationUID = c.Decision.Task
+	e.Actor = &events.Actor{User: &events.User{UID: c.Caller.ID.String(), Name: c.Caller.Name, Type: "agent"}, Session: &events.Session{UID: c.session.id}}
+	e.Warden = &events.Warden{Agent: c.Caller.ID.String(), Task: c.Decision.Task, Grant: c.Decision.Grant, Tool: c.Tool.ID, Reason: ReasonUnvouched,
+		Attrs: map[string]string{"call": c.id, "unfixed": strings.Join(unfixed, ",")}}
+	if err := c.g.sink.Emit(context.WithoutCancel(c.Ctx), e); err != nil {
+		return &Denial{Code: authz.CodeUnrecorded, Message: "the call could not be recorded for detection, so it is not forwarded: " + err.Error()}
+	}
+	return nil
+}
+
+// unfixedArgs lists the call's top-level arguments the permitting grant
+// entry does not fix, sorted; every argument when no grant was checked, and
+// "(none)" for a call without arguments: a sensitive call with nothing to
+// pin is vouched for by nobody.
+func (c *Call) unfixedArgs() []string {
+	var args map[string]json.RawMessage
+	if err := json.Unmarshal(c.Args, &args); err != nil || len(args) == 0 {
+		return []string{"(none)"}
+	}
+	var out []string
+	for name := range args {
+		if ch := c.Decision.Checked; ch == nil || !ch.Fixed(name) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // upstreamFailed records a failed forward and turns it into a denial result.

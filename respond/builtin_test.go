@@ -53,6 +53,11 @@ func TestBuiltinPack(t *testing.T) {
 			allow(0, agentA, "t1", "web.fetch"),
 			{at: s, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "web.fetch", kind: "prompt_injection"},
 			allow(30*s, agentA, "t1", "email.send"),
+			{at: 30 * s, feat: "gateway", agent: agentA, task: "t1", tool: "email.send", reason: "sensitive_call_unvouched"},
+		}},
+		{"injection-then-sensitive-call", []ev{ // the flow rule caught the injected data on its way out
+			{at: 0, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "web.fetch", kind: "prompt_injection"},
+			{at: s, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "email.send", kind: "tainted_flow", reason: "taint_heuristic", action: events.ActionDenied},
 		}},
 		{"secrets-in-arguments", []ev{{at: 0, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "email.send", kind: "secret"}}},
 		{"memory-quarantine", []ev{{at: 0, class: events.ClassDetectionFinding, feat: "memory", agent: agentA, task: "t1", kind: "memory_quarantined", reason: "memory_quarantined"}}},
@@ -91,6 +96,26 @@ func TestBuiltinPack(t *testing.T) {
 	// host is quiet, so a benign run seeds it first
 	if got := fired(replay(rs, benign())); len(got) != 0 {
 		t.Fatalf("benign traffic fired %v", got)
+	}
+}
+
+// After an injection finding, a sensitive call the grant pins in every
+// argument, or one a human approved, is what someone accountable chose:
+// the gateway records no sensitive_call_unvouched for it, and the task is
+// not contained for it.
+func TestInjectionThenVouchedCallIsNotContained(t *testing.T) {
+	rs := builtinRules(t)
+	got := fired(replay(rs, []ev{
+		allow(0, agentA, "t1", "web.fetch"),
+		{at: time.Second, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "web.fetch", kind: "prompt_injection"},
+		allow(2*time.Second, agentA, "t1", "bank.send_money"),
+		// the sound rule held it for a human; the heuristic's match was only logged
+		{at: 2 * time.Second, class: events.ClassDetectionFinding, agent: agentA, task: "t1", tool: "bank.send_money", kind: "tainted_flow",
+			reason: "taint_heuristic", action: events.ActionAllowed},
+		{at: 3 * time.Second, feat: "gateway", agent: agentA, task: "t2", tool: "bank.send_money", reason: "sensitive_call_unvouched"}, // another task
+	}))
+	if slices.Contains(got, "injection-then-sensitive-call") {
+		t.Fatalf("fired %v on vouched calls", got)
 	}
 }
 

@@ -32,6 +32,7 @@ type ev struct {
 	attrs  map[string]string
 	feat   string
 	uid    string
+	action events.Action // for a finding: what the control did (0: unset)
 }
 
 func (x ev) event() events.Event {
@@ -65,6 +66,9 @@ func (x ev) event() events.Event {
 	}
 	if feat == "sandbox" {
 		e.API = &events.API{Operation: "sandbox.egress"}
+	}
+	if x.action != 0 {
+		e.ActionID = x.action
 	}
 	if x.kind != "" {
 		e.FindingInfo = &events.FindingInfo{UID: e.Metadata.UID, Title: x.kind, Types: []string{x.kind}}

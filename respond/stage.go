@@ -159,6 +159,7 @@ func HoldCall(svc *approval.Service, c *gateway.Call, rule, reason string) *gate
 	}
 	out := svc.Hold(c.Ctx, approval.Request{Agent: c.Caller.ID.String(), Task: c.Decision.Task, Tool: c.Tool.ID, Args: c.Args, Rule: rule, Reason: reason})
 	if out.Allow {
+		c.Approved()
 		return nil
 	}
 	return &gateway.Denial{Stage: StageApproval, Code: out.Code, Message: out.Message}
