@@ -284,7 +284,7 @@ const ReasonUnvouched = "sensitive_call_unvouched"
 // (the red-team runner measured that cost). The event must be recorded
 // before the call runs, or detection could miss it: a failure denies.
 func (c *Call) recordUnvouched() *Denial {
-	if c.approved || !(c.Tool.HasLabel(policy.LabelEgress) || c.Tool.HasLabel(policy.LabelWrites) || c.Tool.HasLabel(policy.LabelDestructive)) {
+	if c.approved || !inspect.SensitiveSink(c.Tool.Labels) {
 		return nil
 	}
 	unfixed := c.unfixedArgs()
