@@ -74,26 +74,21 @@ marked "asserted": Warden records them but has not verified them.`,
 			if req.Labels, err = parseLabels(labels); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			resp, err := c.RegisterAgent(ctx, req)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if out == "json" {
-				return printJSON(w, resp)
-			}
-			fmt.Fprintf(w, "registered %s\n", resp.Agent.SPIFFEID)
-			fmt.Fprintf(w, "join token: %s\n", resp.JoinToken)
-			fmt.Fprintf(w, "The join token can be used once, until %s:\n  warden agent credentials %s --join-token <TOKEN> --out <DIR>\n",
-				resp.JoinTokenExpiresAt.Local().Format(time.RFC3339), resp.Agent.Name)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				resp, err := c.RegisterAgent(ctx, req)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				if out == "json" {
+					return printJSON(w, resp)
+				}
+				fmt.Fprintf(w, "registered %s\n", resp.Agent.SPIFFEID)
+				fmt.Fprintf(w, "join token: %s\n", resp.JoinToken)
+				fmt.Fprintf(w, "The join token can be used once, until %s:\n  warden agent credentials %s --join-token <TOKEN> --out <DIR>\n",
+					resp.JoinTokenExpiresAt.Local().Format(time.RFC3339), resp.Agent.Name)
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -134,26 +129,21 @@ func agentListCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(out); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			agents, err := c.ListAgents(ctx)
-			if err != nil {
-				return err
-			}
-			if out == "json" {
-				return printJSON(cmd.OutOrStdout(), agents)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSTATUS\tENROLLED\tTIER\tOWNER\tMODEL\tSPIFFE ID")
-			for _, ag := range agents {
-				fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", ag.Name, ag.Status, ag.Enrolled, ag.Tier, ag.Owner, ag.Model, ag.SPIFFEID)
-			}
-			return tw.Flush()
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				agents, err := c.ListAgents(ctx)
+				if err != nil {
+					return err
+				}
+				if out == "json" {
+					return printJSON(cmd.OutOrStdout(), agents)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATUS\tENROLLED\tTIER\tOWNER\tMODEL\tSPIFFE ID")
+				for _, ag := range agents {
+					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", ag.Name, ag.Status, ag.Enrolled, ag.Tier, ag.Owner, ag.Model, ag.SPIFFEID)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	outputFlag(cmd, &out)
@@ -170,22 +160,17 @@ func agentShowCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(out); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			ag, err := c.GetAgent(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if out == "json" {
-				return printJSON(cmd.OutOrStdout(), ag)
-			}
-			printAgent(cmd.OutOrStdout(), ag)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				ag, err := c.GetAgent(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if out == "json" {
+					return printJSON(cmd.OutOrStdout(), ag)
+				}
+				printAgent(cmd.OutOrStdout(), ag)
+				return nil
+			})
 		},
 	}
 	outputFlag(cmd, &out)
@@ -228,19 +213,14 @@ func agentStatusCmd(a *app, creds *string, verb, short string, call func(*contro
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			ag, err := call(c, ctx, args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", ag.SPIFFEID, ag.Status)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				ag, err := call(c, ctx, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is now %s\n", ag.SPIFFEID, ag.Status)
+				return nil
+			})
 		},
 	}
 }
@@ -251,20 +231,15 @@ func agentJoinTokenCmd(a *app, creds *string) *cobra.Command {
 		Short: "Issue a new one-time join token (enrolling with it replaces the agent's key)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			t, err := c.NewJoinToken(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "join token: %s\n", t.JoinToken)
-			fmt.Fprintf(cmd.OutOrStdout(), "valid once, until %s, for %s\n", t.ExpiresAt.Local().Format(time.RFC3339), t.SPIFFEID)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				t, err := c.NewJoinToken(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "join token: %s\n", t.JoinToken)
+				fmt.Fprintf(cmd.OutOrStdout(), "valid once, until %s, for %s\n", t.ExpiresAt.Local().Format(time.RFC3339), t.SPIFFEID)
+				return nil
+			})
 		},
 	}
 }

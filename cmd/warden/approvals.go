@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"github.com/warden-run/warden/controlplane"
 	"io"
 	"text/tabwriter"
 	"time"
@@ -42,38 +44,33 @@ func approvalsListCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			if all {
-				status = ""
-			}
-			as, err := c.Approvals(ctx, status, limit)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), as)
-			}
-			if len(as) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no approvals")
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tAGENT\tTOOL\tRULE\tEXPIRES\tARGUMENTS")
-			for _, x := range as {
-				args := x.Arguments
-				if len(args) > 60 {
-					args = args[:60] + "…"
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				if all {
+					status = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Status, x.Agent, x.Tool, orDash(x.Rule),
-					x.ExpiresAt.Local().Format(time.RFC3339), args)
-			}
-			return tw.Flush()
+				as, err := c.Approvals(ctx, status, limit)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), as)
+				}
+				if len(as) == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "no approvals")
+					return nil
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTATUS\tAGENT\tTOOL\tRULE\tEXPIRES\tARGUMENTS")
+				for _, x := range as {
+					args := x.Arguments
+					if len(args) > 60 {
+						args = args[:60] + "…"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", x.ID, x.Status, x.Agent, x.Tool, orDash(x.Rule),
+						x.ExpiresAt.Local().Format(time.RFC3339), args)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "pending", "pending, approved, used, denied or expired")
@@ -93,22 +90,17 @@ func approvalsShowCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			x, err := c.Approval(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), x)
-			}
-			printApproval(cmd.OutOrStdout(), x)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				x, err := c.Approval(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), x)
+				}
+				printApproval(cmd.OutOrStdout(), x)
+				return nil
+			})
 		},
 	}
 	outputFlag(cmd, &output)
@@ -129,22 +121,17 @@ func approvalsDecideCmd(a *app, creds *string, approve bool) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			x, err := c.DecideApproval(ctx, args[0], approve, note)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), x)
-			}
-			printApproval(cmd.OutOrStdout(), x)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				x, err := c.DecideApproval(ctx, args[0], approve, note)
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), x)
+				}
+				printApproval(cmd.OutOrStdout(), x)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&note, "note", "", "why, for the record")

@@ -99,3 +99,17 @@ func checkOutput(o string) error {
 	}
 	return nil
 }
+
+// withAdmin runs fn with a control-plane client holding the operator
+// credential in credsDir (the data directory's when empty) and a context
+// bounding the request; the client is closed after.
+func (a *app) withAdmin(cmd *cobra.Command, credsDir string, fn func(context.Context, *controlplane.Client) error) error {
+	c, err := a.adminClient(credsDir)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := requestContext(cmd)
+	defer cancel()
+	return fn(ctx, c)
+}

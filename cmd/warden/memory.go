@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/warden-run/warden/controlplane"
 	"io"
 	"io/fs"
 	"os"
@@ -403,24 +404,19 @@ refers to stay in the chain.`,
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			cl, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			s, err := cl.MemorySnapshot(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				return printJSON(out, s)
-			}
-			fmt.Fprintf(out, "snapshot %q of %s taken by %s\n", s.Name, plural(len(s.Heads), "namespace"), s.CreatedBy)
-			printHeads(out, s.Heads)
-			return nil
+			return a.withAdmin(cmd, creds, func(ctx context.Context, cl *controlplane.Client) error {
+				s, err := cl.MemorySnapshot(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if format == "json" {
+					return printJSON(out, s)
+				}
+				fmt.Fprintf(out, "snapshot %q of %s taken by %s\n", s.Name, plural(len(s.Heads), "namespace"), s.CreatedBy)
+				printHeads(out, s.Heads)
+				return nil
+			})
 		},
 	}
 	credsFlag(c, &creds)
@@ -452,35 +448,30 @@ snapshot's signature is checked: one changed outside Warden fails the list.`,
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			cl, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			list, err := cl.MemorySnapshots(ctx)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				return printJSON(out, list)
-			}
-			if len(list) == 0 {
-				fmt.Fprintln(out, "no memory snapshots yet: take one with 'warden memory snapshot NAME'")
-				return nil
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tCREATED\tBY\tNAMESPACES\tENTRIES")
-			for _, s := range list {
-				var n int64
-				for _, h := range s.Heads {
-					n += h
+			return a.withAdmin(cmd, creds, func(ctx context.Context, cl *controlplane.Client) error {
+				list, err := cl.MemorySnapshots(ctx)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, s.CreatedAt.Local().Format(time.DateTime), agentName(s.CreatedBy), len(s.Heads), n)
-			}
-			return tw.Flush()
+				out := cmd.OutOrStdout()
+				if format == "json" {
+					return printJSON(out, list)
+				}
+				if len(list) == 0 {
+					fmt.Fprintln(out, "no memory snapshots yet: take one with 'warden memory snapshot NAME'")
+					return nil
+				}
+				tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tCREATED\tBY\tNAMESPACES\tENTRIES")
+				for _, s := range list {
+					var n int64
+					for _, h := range s.Heads {
+						n += h
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\n", s.Name, s.CreatedAt.Local().Format(time.DateTime), agentName(s.CreatedBy), len(s.Heads), n)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	credsFlag(c, &creds)
@@ -507,35 +498,30 @@ A snapshot whose signature does not verify is refused.`,
 			if to == "" {
 				return errors.New("--to is required: the snapshot to roll back to (list them with 'warden memory snapshots')")
 			}
-			cl, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			r, err := cl.MemoryRollback(ctx, to)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				return printJSON(out, r)
-			}
-			if len(r.Undone) == 0 {
-				fmt.Fprintf(out, "nothing to undo: no namespace changed since snapshot %q\n", r.To)
+			return a.withAdmin(cmd, creds, func(ctx context.Context, cl *controlplane.Client) error {
+				r, err := cl.MemoryRollback(ctx, to)
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if format == "json" {
+					return printJSON(out, r)
+				}
+				if len(r.Undone) == 0 {
+					fmt.Fprintf(out, "nothing to undo: no namespace changed since snapshot %q\n", r.To)
+					return nil
+				}
+				fmt.Fprintf(out, "rolled back to snapshot %q:\n", r.To)
+				nss := make([]string, 0, len(r.Undone))
+				for ns := range r.Undone {
+					nss = append(nss, ns)
+				}
+				sort.Strings(nss)
+				for _, ns := range nss {
+					fmt.Fprintf(out, "  %s: %s undone\n", ns, plural(int(r.Undone[ns]), "entry"))
+				}
 				return nil
-			}
-			fmt.Fprintf(out, "rolled back to snapshot %q:\n", r.To)
-			nss := make([]string, 0, len(r.Undone))
-			for ns := range r.Undone {
-				nss = append(nss, ns)
-			}
-			sort.Strings(nss)
-			for _, ns := range nss {
-				fmt.Fprintf(out, "  %s: %s undone\n", ns, plural(int(r.Undone[ns]), "entry"))
-			}
-			return nil
+			})
 		},
 	}
 	c.Flags().StringVar(&to, "to", "", "the snapshot to roll back to")
@@ -564,23 +550,18 @@ already released or undone by a rollback, or does not verify.`,
 			if _, _, err := memory.ParseID(args[0]); err != nil {
 				return err
 			}
-			cl, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			r, err := cl.MemoryRelease(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			if format == "json" {
-				return printJSON(out, r)
-			}
-			fmt.Fprintf(out, "released %s (release entry %s, by %s): served from the next read on, still as untrusted\n", r.Released, r.By, r.Agent)
-			return nil
+			return a.withAdmin(cmd, creds, func(ctx context.Context, cl *controlplane.Client) error {
+				r, err := cl.MemoryRelease(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				out := cmd.OutOrStdout()
+				if format == "json" {
+					return printJSON(out, r)
+				}
+				fmt.Fprintf(out, "released %s (release entry %s, by %s): served from the next read on, still as untrusted\n", r.Released, r.By, r.Agent)
+				return nil
+			})
 		},
 	}
 	credsFlag(c, &creds)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -419,23 +420,18 @@ decision. A file with any problem is refused and changes nothing.`,
 			if err != nil {
 				return err
 			}
-			c, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			v, err := c.ApplyPolicy(ctx, controlplane.PolicyRequest{Name: set.Name(), Source: string(set.Source()), Message: message})
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), v)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "applied %s as policy version %d (%d policies, sha256 %s); it is active\n",
-				args[0], v.Version, v.Policies, v.Digest)
-			return nil
+			return a.withAdmin(cmd, creds, func(ctx context.Context, c *controlplane.Client) error {
+				v, err := c.ApplyPolicy(ctx, controlplane.PolicyRequest{Name: set.Name(), Source: string(set.Source()), Message: message})
+				if err != nil {
+					return err
+				}
+				if output == "json" {
+					return printJSON(cmd.OutOrStdout(), v)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "applied %s as policy version %d (%d policies, sha256 %s); it is active\n",
+					args[0], v.Version, v.Policies, v.Digest)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&message, "message", "m", "", "a note on the change, kept with the version")
@@ -454,38 +450,33 @@ func policyListCmd(a *app) *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			c, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			vs, err := c.ListPolicies(ctx)
-			if err != nil {
-				return err
-			}
-			if output == "json" {
-				if vs == nil {
-					vs = []policy.Version{}
+			return a.withAdmin(cmd, creds, func(ctx context.Context, c *controlplane.Client) error {
+				vs, err := c.ListPolicies(ctx)
+				if err != nil {
+					return err
 				}
-				return printJSON(cmd.OutOrStdout(), vs)
-			}
-			if len(vs) == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "no policy applied yet: every call is denied (policy_no_permit)")
-				return nil
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tACTIVE\tAPPLIED\tBY\tFILE\tPOLICIES\tSHA256\tMESSAGE")
-			for _, v := range vs {
-				active := ""
-				if v.Active {
-					active = "*"
+				if output == "json" {
+					if vs == nil {
+						vs = []policy.Version{}
+					}
+					return printJSON(cmd.OutOrStdout(), vs)
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, active,
-					v.AppliedAt.Local().Format(time.DateTime), v.AppliedBy, v.Name, v.Policies, v.Digest[:12], v.Message)
-			}
-			return tw.Flush()
+				if len(vs) == 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "no policy applied yet: every call is denied (policy_no_permit)")
+					return nil
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "VERSION\tACTIVE\tAPPLIED\tBY\tFILE\tPOLICIES\tSHA256\tMESSAGE")
+				for _, v := range vs {
+					active := ""
+					if v.Active {
+						active = "*"
+					}
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, active,
+						v.AppliedAt.Local().Format(time.DateTime), v.AppliedBy, v.Name, v.Policies, v.Digest[:12], v.Message)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&creds, "creds", "", "operator credential directory (default <data dir>/admin)")

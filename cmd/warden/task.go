@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -164,18 +165,13 @@ policy forbids for the agent whatever the arguments are refused here.`,
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			resp, err := c.OpenTask(ctx, req)
-			if err != nil {
-				return err
-			}
-			return printTaskResponse(cmd.OutOrStdout(), resp, out, format)
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				resp, err := c.OpenTask(ctx, req)
+				if err != nil {
+					return err
+				}
+				return printTaskResponse(cmd.OutOrStdout(), resp, out, format)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -202,27 +198,22 @@ func taskListCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			tasks, err := c.ListTasks(ctx, agent, open)
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), tasks)
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TASK\tSTATUS\tAGENT\tCALLS\tEXPIRES\tPARENT\tINTENT")
-			for _, t := range tasks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", t.ID, t.Status, agentName(t.Agent), t.Used, t.Budget,
-					t.ExpiresAt.Local().Format(time.DateTime), t.Parent, t.Intent)
-			}
-			return tw.Flush()
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				tasks, err := c.ListTasks(ctx, agent, open)
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					return printJSON(cmd.OutOrStdout(), tasks)
+				}
+				tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TASK\tSTATUS\tAGENT\tCALLS\tEXPIRES\tPARENT\tINTENT")
+				for _, t := range tasks {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", t.ID, t.Status, agentName(t.Agent), t.Used, t.Budget,
+						t.ExpiresAt.Local().Format(time.DateTime), t.Parent, t.Intent)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&agent, "agent", "", "only this agent's tasks")
@@ -250,37 +241,32 @@ func taskShowCmd(a *app, creds *string) *cobra.Command {
 			if err := checkOutput(format); err != nil {
 				return err
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			t, err := c.GetTask(ctx, args[0])
-			if err != nil {
-				return err
-			}
-			if format == "json" {
-				return printJSON(cmd.OutOrStdout(), t)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "task %s (%s", t.ID, t.Status)
-			if t.StatusReason != "" {
-				fmt.Fprintf(w, ": %s", t.StatusReason)
-			}
-			fmt.Fprintf(w, ")\n  agent %s\n  intent %s\n  requested by %s\n", t.Agent, t.Intent, t.Requester)
-			if t.Parent != "" {
-				fmt.Fprintf(w, "  delegated from %s\n", t.Parent)
-			}
-			fmt.Fprintf(w, "  %d of %d calls used, delegation depth %d, expires %s\n", t.Used, t.Budget, t.Depth, t.ExpiresAt.Local().Format(time.RFC3339))
-			for _, e := range t.Scope {
-				fmt.Fprintf(w, "  allow %s\n", describeEntry(e))
-			}
-			if len(t.Egress) > 0 {
-				fmt.Fprintf(w, "  egress only to %s\n", strings.Join(t.Egress, ", "))
-			}
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				t, err := c.GetTask(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					return printJSON(cmd.OutOrStdout(), t)
+				}
+				w := cmd.OutOrStdout()
+				fmt.Fprintf(w, "task %s (%s", t.ID, t.Status)
+				if t.StatusReason != "" {
+					fmt.Fprintf(w, ": %s", t.StatusReason)
+				}
+				fmt.Fprintf(w, ")\n  agent %s\n  intent %s\n  requested by %s\n", t.Agent, t.Intent, t.Requester)
+				if t.Parent != "" {
+					fmt.Fprintf(w, "  delegated from %s\n", t.Parent)
+				}
+				fmt.Fprintf(w, "  %d of %d calls used, delegation depth %d, expires %s\n", t.Used, t.Budget, t.Depth, t.ExpiresAt.Local().Format(time.RFC3339))
+				for _, e := range t.Scope {
+					fmt.Fprintf(w, "  allow %s\n", describeEntry(e))
+				}
+				if len(t.Egress) > 0 {
+					fmt.Fprintf(w, "  egress only to %s\n", strings.Join(t.Egress, ", "))
+				}
+				return nil
+			})
 		},
 	}
 	outputFlag(cmd, &format)
@@ -298,24 +284,22 @@ func taskEndCmd(a *app, creds *string, verb string) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			var t *grant.Task
-			if verb == "revoke" {
-				t, err = c.RevokeTask(ctx, args[0], reason)
-			} else {
-				t, err = c.CompleteTask(ctx, args[0])
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "task %s is %s\n", t.ID, t.Status)
-			return nil
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				var (
+					t   *grant.Task
+					err error
+				)
+				if verb == "revoke" {
+					t, err = c.RevokeTask(ctx, args[0], reason)
+				} else {
+					t, err = c.CompleteTask(ctx, args[0])
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "task %s is %s\n", t.ID, t.Status)
+				return nil
+			})
 		},
 	}
 	if verb == "revoke" {
@@ -358,18 +342,13 @@ narrow. Tools the parent does not hold are refused.`,
 			if ttl > 0 {
 				req.TTL = ttl.String()
 			}
-			c, err := a.adminClient(*creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			resp, err := c.DelegateTask(ctx, args[0], req)
-			if err != nil {
-				return err
-			}
-			return printTaskResponse(cmd.OutOrStdout(), resp, out, format)
+			return a.withAdmin(cmd, *creds, func(ctx context.Context, c *controlplane.Client) error {
+				resp, err := c.DelegateTask(ctx, args[0], req)
+				if err != nil {
+					return err
+				}
+				return printTaskResponse(cmd.OutOrStdout(), resp, out, format)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -428,46 +407,41 @@ decision is recorded, exactly as a gateway's would be.`,
 				}
 				req.Arguments = json.RawMessage(args)
 			}
-			c, err := a.adminClient(creds)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := requestContext(cmd)
-			defer cancel()
-			ag, err := c.GetAgent(ctx, agent)
-			if err != nil {
-				return err
-			}
-			req.Agent = ag.SPIFFEID
-			req.Proof.MTLSThumbprint = ag.KeyThumbprint // as if the agent presented its enrolled key
-			d, err := c.Authorize(ctx, req)
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if format == "json" {
-				if err := printJSON(w, d); err != nil {
+			return a.withAdmin(cmd, creds, func(ctx context.Context, c *controlplane.Client) error {
+				ag, err := c.GetAgent(ctx, agent)
+				if err != nil {
 					return err
 				}
-			} else {
-				verdict := "ALLOW"
-				if !d.Allow {
-					verdict = "DENY"
+				req.Agent = ag.SPIFFEID
+				req.Proof.MTLSThumbprint = ag.KeyThumbprint // as if the agent presented its enrolled key
+				d, err := c.Authorize(ctx, req)
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%s %s (%s)\n", verdict, req.Tool, d.Code)
-				for _, r := range d.Reasons {
-					fmt.Fprintf(w, "  %s %s: %s", r.Source, r.Code, r.Message)
-					if r.Policy != "" {
-						fmt.Fprintf(w, " [policy %s]", r.Policy)
+				w := cmd.OutOrStdout()
+				if format == "json" {
+					if err := printJSON(w, d); err != nil {
+						return err
 					}
-					fmt.Fprintln(w)
+				} else {
+					verdict := "ALLOW"
+					if !d.Allow {
+						verdict = "DENY"
+					}
+					fmt.Fprintf(w, "%s %s (%s)\n", verdict, req.Tool, d.Code)
+					for _, r := range d.Reasons {
+						fmt.Fprintf(w, "  %s %s: %s", r.Source, r.Code, r.Message)
+						if r.Policy != "" {
+							fmt.Fprintf(w, " [policy %s]", r.Policy)
+						}
+						fmt.Fprintln(w)
+					}
 				}
-			}
-			if !d.Allow {
-				return exitError{code: 1, err: fmt.Errorf("denied: %s", d.Code)}
-			}
-			return nil
+				if !d.Allow {
+					return exitError{code: 1, err: fmt.Errorf("denied: %s", d.Code)}
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
