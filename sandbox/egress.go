@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/warden-run/warden/sandbox/internal/initproc"
 	"io"
 	"log/slog"
 	"net"
@@ -406,7 +407,7 @@ func (p *EgressProxy) handleConnect(ctx context.Context, c net.Conn, br *bufio.R
 			return
 		}
 	}
-	pipeBoth(up, c, br) // br may hold client bytes read past the hello
+	initproc.PipeBoth(up, c, br) // br may hold client bytes read past the hello
 }
 
 func (p *EgressProxy) handlePlain(ctx context.Context, c net.Conn, req *http.Request) {
@@ -549,32 +550,6 @@ func (c *helloConn) RemoteAddr() net.Addr             { return &net.UnixAddr{} }
 func (c *helloConn) SetDeadline(time.Time) error      { return nil }
 func (c *helloConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *helloConn) SetWriteDeadline(time.Time) error { return nil }
-
-// pipeBoth copies a<->b until both directions end; fromB reads b (possibly
-// through a buffer that already holds some of b's bytes).
-func pipeBoth(a, b net.Conn, fromB io.Reader) {
-	done := make(chan struct{}, 2)
-	go func() {
-		_, _ = io.Copy(b, a)
-		closeWrite(b)
-		done <- struct{}{}
-	}()
-	go func() {
-		_, _ = io.Copy(a, fromB)
-		closeWrite(a)
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
-}
-
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
-}
 
 // newEvent starts a sandbox event with the labels filled in.
 func newEvent(op string, activity int, l Labels) events.Event {

@@ -80,31 +80,5 @@ func forwardOne(c net.Conn, socket, target string) {
 		}
 		fromUp = br
 	}
-	pipeBoth(c, up, fromUp)
-}
-
-// pipeBoth copies a<->b until both directions end; fromB reads b (possibly
-// through a buffer that already holds some of b's bytes).
-func pipeBoth(a, b net.Conn, fromB io.Reader) {
-	done := make(chan struct{}, 2)
-	go func() {
-		_, _ = io.Copy(b, a)
-		closeWrite(b)
-		done <- struct{}{}
-	}()
-	go func() {
-		_, _ = io.Copy(a, fromB)
-		closeWrite(a)
-		done <- struct{}{}
-	}()
-	<-done
-	<-done
-}
-
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-		return
-	}
-	_ = c.Close()
+	PipeBoth(c, up, fromUp)
 }
