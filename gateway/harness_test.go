@@ -238,28 +238,13 @@ func (e *env) connect(t testing.TB, endpoint string, a *agentCred, grantTok stri
 	if a != nil {
 		tc.Certificates = []tls.Certificate{a.cert}
 	}
-	hc := &http.Client{Transport: &headerTransport{h: map[string]string{gateway.HeaderGrant: grantTok}, next: &http.Transport{TLSClientConfig: tc}}}
+	hc := &http.Client{Transport: gateway.GrantTransport(grantTok, &http.Transport{TLSClientConfig: tc})}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-agent", Version: "1"}, opts)
 	cs, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
 	if err == nil {
 		t.Cleanup(func() { cs.Close() })
 	}
 	return cs, err
-}
-
-type headerTransport struct {
-	h    map[string]string
-	next http.RoundTripper
-}
-
-func (t *headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	for k, v := range t.h {
-		if v != "" {
-			r.Header.Set(k, v)
-		}
-	}
-	return t.next.RoundTrip(r)
 }
 
 func toolNames(t *testing.T, cs *mcp.ClientSession) []string {

@@ -445,6 +445,17 @@ func headerClient(h map[string]string) *http.Client {
 	return &http.Client{Transport: headerRoundTripper{h: h, next: http.DefaultTransport}}
 }
 
+// GrantTransport returns an http.RoundTripper that presents tok, a task
+// grant, in the Warden-Grant header of every request it sends through next
+// (none when tok is empty): what an agent's MCP client over streamable HTTP
+// adds to its mTLS certificate.
+func GrantTransport(tok string, next http.RoundTripper) http.RoundTripper {
+	if tok == "" {
+		return next
+	}
+	return headerRoundTripper{h: map[string]string{HeaderGrant: tok}, next: next}
+}
+
 type headerRoundTripper struct {
 	h    map[string]string
 	next http.RoundTripper

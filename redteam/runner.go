@@ -618,7 +618,7 @@ func (dep *deployment) run(ctx context.Context, s *slot, j job, o Options) RunRe
 	defer dep.tasks.Delete(task.ID)
 	defer func() { _, _ = dep.d.Grants.Complete(context.WithoutCancel(ctx), "warden redteam", task.ID) }()
 
-	hc := &http.Client{Transport: grantHeader{tok: tok, next: ag.tr}}
+	hc := &http.Client{Transport: gateway.GrantTransport(tok, ag.tr)}
 	c := mcp.NewClient(&mcp.Implementation{Name: "redteam-" + j.agent, Version: "1"}, nil)
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	cs, err := c.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: s.url, HTTPClient: hc, MaxRetries: -1}, nil)
@@ -779,17 +779,6 @@ func (dep *deployment) memoryWritten(ctx context.Context, ag *agentCred, task st
 		}
 	}
 	return out, nil
-}
-
-type grantHeader struct {
-	tok  string
-	next http.RoundTripper
-}
-
-func (g grantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(gateway.HeaderGrant, g.tok)
-	return g.next.RoundTrip(r)
 }
 
 // gwCaller calls through an MCP session with the gateway.

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/credential"
+	"github.com/warden-run/warden/gateway"
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/internal/mcptest"
 )
@@ -229,7 +230,7 @@ func (w wardenTarget) Start(ctx context.Context, env *benchEnv) (*targetConn, er
 		return nil, fmt.Errorf("grant file %s must hold one token", w.grantFile)
 	}
 	hc := httpClient(tlsConf)
-	hc.Transport = headerTransport{base: hc.Transport, name: "Warden-Grant", value: grant}
+	hc.Transport = gateway.GrantTransport(grant, hc.Transport)
 	cs, err := env.connectHTTP(ctx, w.url, hc)
 	if err != nil {
 		return nil, fmt.Errorf("warden at %s: %w", w.url, err)
@@ -275,18 +276,6 @@ func wardenTLS(dir string) (*tls.Config, error) {
 			return nil
 		},
 	}, nil
-}
-
-// headerTransport adds one header to every request.
-type headerTransport struct {
-	base        http.RoundTripper
-	name, value string
-}
-
-func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(h.name, h.value)
-	return h.base.RoundTrip(r)
 }
 
 // fsyncP50 measures the median cost of a small write plus fsync in dir: the

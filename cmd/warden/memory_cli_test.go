@@ -322,7 +322,7 @@ func agentSession(t *testing.T, url, creds, grantFile string) *mcp.ClientSession
 		pool.AddCert(r)
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cred.TLSCertificate()}, MinVersion: tls.VersionTLS13}}
-	hc := &http.Client{Transport: grantRoundTripper{tok: strings.TrimSpace(string(tok)), next: tr}}
+	hc := &http.Client{Transport: gateway.GrantTransport(strings.TrimSpace(string(tok)), tr)}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
@@ -332,15 +332,4 @@ func agentSession(t *testing.T, url, creds, grantFile string) *mcp.ClientSession
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
-}
-
-type grantRoundTripper struct {
-	tok  string
-	next http.RoundTripper
-}
-
-func (g grantRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(gateway.HeaderGrant, g.tok)
-	return g.next.RoundTrip(r)
 }

@@ -726,7 +726,7 @@ func connect(ctx context.Context, url string, cred *credential.Credential, grant
 	}
 	cert := cred.TLSCertificate()
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}}
-	hc := &http.Client{Transport: grantHeader{tok: grantTok, next: tr}}
+	hc := &http.Client{Transport: gateway.GrantTransport(grantTok, tr)}
 	c := mcp.NewClient(&mcp.Implementation{Name: "demo-agent", Version: "1"}, nil)
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
@@ -735,17 +735,6 @@ func connect(ctx context.Context, url string, cred *credential.Credential, grant
 		return nil, fmt.Errorf("the agent could not connect to the gateway: %w", err)
 	}
 	return cs, nil
-}
-
-type grantHeader struct {
-	tok  string
-	next http.RoundTripper
-}
-
-func (g grantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(gateway.HeaderGrant, g.tok)
-	return g.next.RoundTrip(r)
 }
 
 // run makes one call and records what Warden decided.

@@ -172,7 +172,7 @@ func (e *respondEnv) client(t *testing.T, a *agentKey, grantTok string) *mcp.Cli
 	pool := x509.NewCertPool()
 	pool.AddCert(e.d.Identity.CA().Root())
 	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{a.cert}}
-	hc := &http.Client{Transport: &grantHeader{tok: grantTok, next: &http.Transport{TLSClientConfig: tc}}}
+	hc := &http.Client{Transport: gateway.GrantTransport(grantTok, &http.Transport{TLSClientConfig: tc})}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "agent", Version: "1"}, nil).Connect(ctx,
 		&mcp.StreamableClientTransport{Endpoint: e.url, HTTPClient: hc, MaxRetries: -1}, nil)
 	if err != nil {
@@ -180,17 +180,6 @@ func (e *respondEnv) client(t *testing.T, a *agentKey, grantTok string) *mcp.Cli
 	}
 	t.Cleanup(func() { cs.Close() })
 	return cs
-}
-
-type grantHeader struct {
-	tok  string
-	next http.RoundTripper
-}
-
-func (g *grantHeader) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set(gateway.HeaderGrant, g.tok)
-	return g.next.RoundTrip(r)
 }
 
 func call(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) string {
