@@ -3,11 +3,8 @@ package gateway_test
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"log/slog"
 	"net"
 	"net/http"
@@ -165,22 +162,11 @@ func startCfg(t testing.TB, tr tier.Tier, ups []config.Upstream, mutate func(*co
 // agent registers and enrols an agent directly with the identity service.
 func (e *env) agent(t testing.TB, name string) *agentCred {
 	t.Helper()
-	_, tok, err := e.d.Identity.Register(ctx, "test", identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "ops@example.org", Model: "test"})
+	cred, rec, err := e.d.EnrolAgent(ctx, "test", identity.Spec{Name: name, Owner: "ops@example.org", Model: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	chain, err := e.d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := e.d.Identity.Get(ctx, identity.RoleAgent, name)
-	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, x := range chain {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return &agentCred{rec: rec, key: key, cert: c}
+	return &agentCred{rec: rec, key: cred.Key.(*ecdsa.PrivateKey), cert: cred.TLSCertificate()}
 }
 
 // grantFor opens a task for the agent.

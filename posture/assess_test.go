@@ -2,12 +2,7 @@ package posture
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -227,17 +222,8 @@ func open(t *testing.T, dir config.Dir) *setup.Deployment {
 func agent(t *testing.T, d *setup.Deployment, name string) *identity.Record {
 	t.Helper()
 	ctx := context.Background()
-	_, tok, err := d.Identity.Register(ctx, admin, identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "ops@example.org", Model: "claude-sonnet-4",
+	_, rec, err := d.EnrolAgent(ctx, admin, identity.Spec{Name: name, Owner: "ops@example.org", Model: "claude-sonnet-4",
 		CodeDigest: "sha256:" + strings.Repeat("ab", 32), Tier: d.Config.Tier})
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if _, err := d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})); err != nil {
-		t.Fatal(err)
-	}
-	rec, err := d.Identity.Get(ctx, identity.RoleAgent, name)
 	if err != nil {
 		t.Fatal(err)
 	}

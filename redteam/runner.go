@@ -2,13 +2,9 @@ package redteam
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -520,30 +516,11 @@ func (dep *deployment) enrol(ctx context.Context, name string, roots *x509.CertP
 	if dep.tier != TierOff {
 		t, _ = tier.Parse(dep.tier)
 	}
-	_, tok, err := dep.d.Identity.Register(ctx, "warden redteam", identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "redteam@warden.local", Model: "scripted", Tier: t})
-	if err != nil {
-		return nil, fmt.Errorf("registering agent %s: %w", name, err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cred, rec, err := dep.d.EnrolAgent(ctx, "warden redteam", identity.Spec{Name: name, Owner: "redteam@warden.local", Model: "scripted", Tier: t})
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	if err != nil {
-		return nil, err
-	}
-	chain, err := dep.d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if err != nil {
-		return nil, fmt.Errorf("enrolling agent %s: %w", name, err)
-	}
-	rec, err := dep.d.Identity.Get(ctx, identity.RoleAgent, name)
-	if err != nil {
-		return nil, err
-	}
-	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, x := range chain {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
+	c := cred.TLSCertificate()
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{c}, MinVersion: tls.VersionTLS13},
 		MaxIdleConnsPerHost: 4, IdleConnTimeout: time.Minute}
 	return &agentCred{rec: rec, cert: c, tr: tr}, nil

@@ -2,12 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +16,6 @@ import (
 	"time"
 
 	"github.com/warden-run/warden/config"
-	"github.com/warden-run/warden/credential"
 	"github.com/warden-run/warden/grant"
 	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/internal/mcptest"
@@ -174,26 +168,12 @@ func runWardenMode(ctx context.Context, mode tier.AuditMode, stdin io.Reader, st
 // benchAgent enrols an agent, writes its credential, and grants it echo
 // for as many calls as any run needs.
 func benchAgent(ctx context.Context, d *setup.Deployment, tmp string) (string, string, error) {
-	_, tok, err := d.Identity.Register(ctx, "bench", identity.Spec{Role: identity.RoleAgent, Name: "bench", Owner: "bench@example.org", Model: "scripted"})
-	if err != nil {
-		return "", "", err
-	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	chain, err := d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if err != nil {
-		return "", "", err
-	}
-	cred, err := credential.New(key, chain, []*x509.Certificate{d.Identity.CA().Root()}, credential.Meta{})
+	cred, rec, err := d.EnrolAgent(ctx, "bench", identity.Spec{Name: "bench", Owner: "bench@example.org", Model: "scripted"})
 	if err != nil {
 		return "", "", err
 	}
 	credsDir := filepath.Join(tmp, "creds")
 	if err := cred.Save(credsDir); err != nil {
-		return "", "", err
-	}
-	rec, err := d.Identity.Get(ctx, identity.RoleAgent, "bench")
-	if err != nil {
 		return "", "", err
 	}
 	_, g, err := d.Grants.Open(ctx, grant.OpenRequest{Grantee: rec, Requester: "bench", Intent: "benchmark echo",

@@ -2,13 +2,9 @@ package setup
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -136,22 +132,11 @@ type agentKey struct {
 
 func (e *respondEnv) agent(t *testing.T, name string) *agentKey {
 	t.Helper()
-	_, tok, err := e.d.Identity.Register(ctx, "test", identity.Spec{Role: identity.RoleAgent, Name: name, Owner: "ops@example.org", Model: "test"})
+	cred, rec, err := e.d.EnrolAgent(ctx, "test", identity.Spec{Name: name, Owner: "ops@example.org", Model: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	der, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
-	chain, err := e.d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, _ := e.d.Identity.Get(ctx, identity.RoleAgent, name)
-	c := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, x := range chain {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return &agentKey{rec: rec, cert: c}
+	return &agentKey{rec: rec, cert: cred.TLSCertificate()}
 }
 
 func (e *respondEnv) task(t *testing.T, a *agentKey) (*grant.Task, string) {

@@ -8,7 +8,9 @@ import (
 	"context"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -463,6 +465,40 @@ func (d *Deployment) Close() error {
 	}
 	d.closers = nil
 	return errors.Join(errs...)
+}
+
+// EnrolAgent registers an agent as by and enrols a fresh P-256 key for it
+// in this process, as `warden agent register` and the agent's first start
+// would over the control plane: the key is made here and only its CSR, with
+// the one-time join token, reaches the identity service. It returns the
+// agent's credential and its registry record.
+func (d *Deployment) EnrolAgent(ctx context.Context, by string, spec identity.Spec) (*credential.Credential, *identity.Record, error) {
+	spec.Role = identity.RoleAgent
+	_, tok, err := d.Identity.Register(ctx, by, spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("registering agent %s: %w", spec.Name, err)
+	}
+	key, err := keyfile.Generate(keyfile.ECDSAP256)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("making agent %s's CSR: %w", spec.Name, err)
+	}
+	chain, err := d.Identity.Enroll(ctx, tok.Token, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	if err != nil {
+		return nil, nil, fmt.Errorf("enrolling agent %s: %w", spec.Name, err)
+	}
+	cred, err := credential.New(key, chain, []*x509.Certificate{d.Identity.CA().Root()}, credential.Meta{})
+	if err != nil {
+		return nil, nil, err
+	}
+	rec, err := d.Identity.Get(ctx, identity.RoleAgent, spec.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cred, rec, nil
 }
 
 // IssueAdminCredential creates a key for the operator identity

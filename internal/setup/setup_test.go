@@ -10,6 +10,7 @@ import (
 
 	"github.com/warden-run/warden/config"
 	"github.com/warden-run/warden/credential"
+	"github.com/warden-run/warden/identity"
 	"github.com/warden-run/warden/tier"
 )
 
@@ -149,5 +150,34 @@ func TestOpenRefusesBrokenDirectories(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+// An agent enrolled in process holds a credential the identity service
+// verifies as that agent, and its record is active; a second enrolment
+// under the same name is refused.
+func TestEnrolAgent(t *testing.T) {
+	dir := config.Dir(filepath.Join(t.TempDir(), "w"))
+	if _, err := Init(ctx, dir, InitOptions{TrustDomain: "example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(ctx, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Identity.Registry().Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cred, rec, err := d.EnrolAgent(ctx, "test", identity.Spec{Name: "bot", Owner: "ops@example.org", Model: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caller, err := d.Identity.Verifier().VerifyX509(cred.Chain)
+	if err != nil || caller.ID != rec.ID || cred.ID.String() != "spiffe://example.org/agent/bot" {
+		t.Fatalf("enrolled credential: caller %+v, record %s, credential %s: %v", caller, rec.ID, cred.ID, err)
+	}
+	if _, _, err := d.EnrolAgent(ctx, "test", identity.Spec{Name: "bot", Owner: "ops@example.org", Model: "test"}); err == nil {
+		t.Fatal("a second agent of the same name was enrolled")
 	}
 }
