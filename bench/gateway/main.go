@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/warden-run/warden/bench/internal/machine"
 	"io"
 	"os"
 	"os/signal"
@@ -291,8 +292,8 @@ func measurePhase(ctx context.Context, conn *targetConn, c, n, warmup int, messa
 	}
 	wall := time.Since(start)
 	return phase{
-		p50: percentile(lat, 50),
-		p99: percentile(lat, 99),
+		p50: machine.Percentile(lat, 50),
+		p99: machine.Percentile(lat, 99),
 		rps: float64(n) / wall.Seconds(),
 	}, nil
 }
@@ -353,16 +354,6 @@ func checkEcho(res *mcp.CallToolResult, want string) error {
 	return nil
 }
 
-// percentile is the nearest-rank q-th percentile of lat (which it sorts).
-func percentile(lat []time.Duration, q int) time.Duration {
-	if len(lat) == 0 {
-		return 0
-	}
-	slices.Sort(lat)
-	i := (q*len(lat)+99)/100 - 1
-	return lat[max(0, min(i, len(lat)-1))]
-}
-
 func printHeader(w io.Writer, o *options, m *mcptest.Modules) {
 	ver := func(pkg string) string {
 		v, err := m.PackageVersion(pkg)
@@ -373,28 +364,5 @@ func printHeader(w io.Writer, o *options, m *mcptest.Modules) {
 	}
 	fmt.Fprintf(w, "MCP gateway benchmark: server-everything %s echo, protocol %s pinned by the client\n", ver(mcptest.PkgEverything), o.protocol)
 	fmt.Fprintf(w, "%s %s/%s, %d CPUs (%s), node %s; %d calls per target per concurrency after %d warm-up, %d round(s)\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), nodeVersion(m), o.calls, o.warmup, o.rounds)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "cpu unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "cpu unknown"
-}
-
-func nodeVersion(m *mcptest.Modules) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := (mcptest.Command{Path: m.Node, Args: []string{"--version"}}).Cmd(ctx).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), machine.CPUModel(), m.NodeVersion(), o.calls, o.warmup, o.rounds)
 }

@@ -71,25 +71,6 @@ func TestHarnessSmoke(t *testing.T) {
 	}
 }
 
-func TestPercentile(t *testing.T) {
-	lat := make([]time.Duration, 100)
-	for i := range lat {
-		lat[i] = time.Duration(100-i) * time.Millisecond
-	}
-	if p := percentile(lat, 50); p != 50*time.Millisecond {
-		t.Errorf("p50 = %v", p)
-	}
-	if p := percentile(lat, 99); p != 99*time.Millisecond {
-		t.Errorf("p99 = %v", p)
-	}
-	if p := percentile([]time.Duration{7}, 99); p != 7 {
-		t.Errorf("p99 of one = %v", p)
-	}
-	if p := percentile(nil, 50); p != 0 {
-		t.Errorf("p50 of none = %v", p)
-	}
-}
-
 func TestParseOptions(t *testing.T) {
 	o, _, err := parseOptions(nil, io.Discard)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/warden-run/warden/bench/internal/machine"
 	"net/http"
 	"os"
 	"os/exec"
@@ -300,5 +301,5 @@ func fsyncP50(dir string, n int) (time.Duration, error) {
 		}
 		lat = append(lat, time.Since(t0))
 	}
-	return percentile(lat, 50), nil
+	return machine.Percentile(lat, 50), nil
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/warden-run/warden/bench/internal/machine"
 	"io"
 	"log/slog"
 	"os"
@@ -130,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serveWarden(ctx, o.serveWarden, tier.AuditMode(o.auditMode))
 	}
 	fmt.Fprintf(stdout, "memory benchmark: %s %s/%s, %d CPUs (%s), load average %s\n",
-		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), loadAvg())
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), machine.CPUModel(), machine.LoadAvg())
 	if len(o.targets) > 0 {
 		if err := latency(ctx, o, stdout, stderr); err != nil {
 			return err
@@ -141,7 +142,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("verification: %w", err)
 		}
 	}
-	fmt.Fprintf(stdout, "load average at the end: %s\n", loadAvg())
+	fmt.Fprintf(stdout, "load average at the end: %s\n", machine.LoadAvg())
 	return nil
 }
 
@@ -381,7 +382,7 @@ func latency(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 		}
 	}
 	if m != nil {
-		fmt.Fprintf(stdout, "node %s; ", nodeVersion(m))
+		fmt.Fprintf(stdout, "node %s; ", m.NodeVersion())
 	}
 	fmt.Fprintf(stdout, "%d calls per operation per target, sequential, after %d warm-up, in %d rounds alternating targets\n",
 		o.calls, o.warmup, o.rounds)
@@ -431,7 +432,7 @@ func printLatency(w io.Writer, ts []*target) {
 		line := op + "\t"
 		var base time.Duration
 		for i, t := range ts {
-			p50, p99 := percentile(t.lat[op], 50), percentile(t.lat[op], 99)
+			p50, p99 := machine.Percentile(t.lat[op], 50), machine.Percentile(t.lat[op], 99)
 			line += fmt.Sprintf("%s\t%s\t", ms(p50), ms(p99))
 			if i == 0 {
 				base = p50
@@ -458,48 +459,3 @@ func (d dropLines) Write(b []byte) (int, error) {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-
-// percentile is the q-th percentile (nearest rank) of lat, which it sorts.
-func percentile(lat []time.Duration, q int) time.Duration {
-	if len(lat) == 0 {
-		return 0
-	}
-	slices.Sort(lat)
-	i := (q*len(lat)+99)/100 - 1
-	return lat[max(0, min(i, len(lat)-1))]
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "cpu unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "cpu unknown"
-}
-
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func nodeVersion(m *mcptest.Modules) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := (mcptest.Command{Path: m.Node, Args: []string{"--version"}}).Cmd(ctx).Output()
-	if err != nil {
-		return "?"
-	}
-	return strings.TrimSpace(string(out))
-}

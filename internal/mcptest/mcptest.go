@@ -157,6 +157,17 @@ func checkNodeVersion(ctx context.Context, node string) error {
 // NodeModules is the absolute path of testdata/npm/node_modules.
 func (m *Modules) NodeModules() string { return filepath.Join(m.Dir, "node_modules") }
 
+// NodeVersion is what `node --version` prints, or "?" when it cannot run.
+func (m *Modules) NodeVersion() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := (Command{Path: m.Node, Args: []string{"--version"}}).Cmd(ctx).Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // PackageVersion reads the installed version of an npm package.
 func (m *Modules) PackageVersion(pkg string) (string, error) {
 	var meta struct {
