@@ -15,8 +15,10 @@ type Index struct {
 	// state's row is small and the table stays in cache.
 	class  [256]uint8
 	nclass int
-	delta  []int32 // state*nclass + class -> next state
-	hasOut []bool
+	// delta[st+class] is the next state premultiplied by nclass (so that
+	// the scan loop has no multiplication in its dependency chain), or
+	// -(next+1) when the next state ends a keyword.
+	delta []int32
 }
 
 // New builds an index; keywords[i] are the keywords of tag i.
@@ -96,7 +98,6 @@ func New(keywords [][]string) *Index {
 	}
 	k.nclass++
 	k.delta = make([]int32, len(k.next)*k.nclass)
-	k.hasOut = make([]bool, len(k.next))
 	rep := make([]byte, k.nclass) // a byte of each class
 	for c := 255; c >= 0; c-- {
 		rep[k.class[c]] = byte(c)
@@ -107,9 +108,13 @@ func New(keywords [][]string) *Index {
 			if 'A' <= c && c <= 'Z' {
 				c += 'a' - 'A'
 			}
-			k.delta[st*k.nclass+cl] = k.next[st][c]
+			n := k.next[st][c]
+			v := n * int32(k.nclass)
+			if len(k.out[n]) > 0 {
+				v = -v - 1
+			}
+			k.delta[st*k.nclass+cl] = v
 		}
-		k.hasOut[st] = len(k.out[st]) > 0
 	}
 	k.next = nil
 	return k
@@ -123,14 +128,15 @@ func (k *Index) Scan(text string, fn func(tag, start int) bool) {
 
 // ScanN is Scan that also passes the length of the keyword found.
 func (k *Index) ScanN(text string, fn func(tag, start, n int) bool) {
-	st := int32(0)
+	st := int32(0) // premultiplied by nclass
 	nc := int32(k.nclass)
 	for i := 0; i < len(text); i++ {
-		st = k.delta[st*nc+int32(k.class[text[i]])]
-		if k.hasOut[st] {
-			o := k.out[st]
-			for j, tag := range o {
-				if !fn(int(tag), i+1-int(k.lens[st][j]), int(k.lens[st][j])) {
+		st = k.delta[st+int32(k.class[text[i]])]
+		if st < 0 {
+			st = -st - 1
+			s := st / nc // rare: a keyword ends here
+			for j, tag := range k.out[s] {
+				if !fn(int(tag), i+1-int(k.lens[s][j]), int(k.lens[s][j])) {
 					return
 				}
 			}

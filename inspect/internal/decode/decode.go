@@ -55,6 +55,10 @@ type Decoder struct {
 	lim    Limits
 	common map[string]struct{}
 	tok    [256]bool // bytes that can belong to an encoded run
+	// rotLean is +1 for r, g, n and -1 for e, t, a (either case): summed
+	// over text it says whether the text leans towards rot13's letter
+	// frequencies, without a branch per byte.
+	rotLean [256]int8
 }
 
 // New builds a Decoder with the given limits (zero values take defaults).
@@ -62,6 +66,12 @@ func New(lim Limits) *Decoder {
 	d := &Decoder{lim: lim.withDefaults(), common: map[string]struct{}{}}
 	for c := range 256 {
 		d.tok[c] = tokenByte(byte(c))
+		switch byte(c) | 0x20 {
+		case 'e', 't', 'a':
+			d.rotLean[c] = -1
+		case 'r', 'g', 'n':
+			d.rotLean[c] = 1
+		}
 	}
 	for _, w := range strings.Fields(`the and you your to of is are be in on it that this for with
 		now all any previous prior instructions instruction ignore forget disregard system prompt
@@ -312,16 +322,11 @@ func (d *Decoder) rot13(s string) (string, bool) {
 	}
 	// Letter frequencies first: English is rich in e, t, a; its rot13 in
 	// r, g, n. Text that reads like English is not rot13.
-	var eta, rgn int
-	for i := 0; i < len(s) && i < 1024; i++ {
-		switch s[i] | 0x20 {
-		case 'e', 't', 'a':
-			eta++
-		case 'r', 'g', 'n':
-			rgn++
-		}
+	lean := 0 // count of r, g, n minus count of e, t, a
+	for _, c := range []byte(s[:min(len(s), 1024)]) {
+		lean += int(d.rotLean[c])
 	}
-	if rgn <= eta {
+	if lean <= 0 {
 		return "", false
 	}
 	orig, rot, words := 0, 0, 0

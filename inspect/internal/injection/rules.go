@@ -49,6 +49,7 @@ type Rule struct {
 	Variants []Variant
 	re       *regexp.Regexp // for windows around stems
 	reA      *regexp.Regexp // anchored at a trigger word
+	need     []string       // one of these occurs in every match (requiredLiterals)
 }
 
 // Builtin checks.
@@ -66,6 +67,7 @@ type Variant struct {
 	Stems   []string
 	Pattern string
 	re      *regexp.Regexp
+	need    []string
 }
 
 // Hit is one rule match.
@@ -222,6 +224,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			}
 			r.Variants = append([]Variant(nil), r.Variants...)
 			r.Variants[vi].re = re
+			r.Variants[vi].need = mustLiterals(r.Variants[vi].Pattern)
 		}
 		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
 			re, err := regexp.Compile(r.Pattern)
@@ -232,6 +235,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			if r.reA, err = regexp.Compile(`^(?:` + r.Pattern + `)`); err != nil {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
+			r.need = mustLiterals(r.Pattern)
 		}
 		if r.MinCount <= 0 {
 			r.MinCount = 1
@@ -467,7 +471,11 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 				if a >= b {
 					continue
 				}
-				if l := r.Variants[t.vari[i][k]].re.FindStringIndex(s[a:b]); l != nil {
+				v := &r.Variants[t.vari[i][k]]
+				if !containsAny(s[a:b], v.need) {
+					continue
+				}
+				if l := v.re.FindStringIndex(s[a:b]); l != nil {
 					locs = append(locs, [2]int{a + l[0], a + l[1]})
 					lastEnd = a + l[1]
 				}
@@ -489,6 +497,9 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 						continue
 					}
 					end := runeStart(s, min(len(s), p+r.Window))
+					if !containsAny(s[p:end], r.need) {
+						continue
+					}
 					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
 						locs = append(locs, [2]int{p + l[0], p + l[1]})
 						lastEnd = p + l[1]
@@ -500,6 +511,9 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 					a = lastEnd
 				}
 				if a >= b {
+					continue
+				}
+				if !containsAny(s[a:b], r.need) {
 					continue
 				}
 				if l := r.re.FindStringIndex(s[a:b]); l != nil {
@@ -552,11 +566,21 @@ func fakeDialogue() func(s string) [][2]int {
 	return func(s string) [][2]int {
 		n, first, last, switches := 0, -1, 0, 0
 		prev := ""
+		// nextEF is the position of the next fullwidth-form lead byte at or
+		// after i (-1: none left); it is searched for again only once passed,
+		// so that text with many colons and no such byte is read once.
+		nextEF := -2
 		for i := 0; i < len(s); i++ {
 			if s[i] != ':' && s[i] != 0xEF { // jump to the next ':' or fullwidth-form lead byte
 				k := strings.IndexByte(s[i:], ':')
-				if e := strings.IndexByte(s[i:], 0xEF); e >= 0 && (k < 0 || e < k) {
-					k = e
+				if nextEF != -1 && nextEF < i {
+					nextEF = strings.IndexByte(s[i:], 0xEF)
+					if nextEF >= 0 {
+						nextEF += i
+					}
+				}
+				if nextEF >= 0 && (k < 0 || nextEF-i < k) {
+					k = nextEF - i
 				}
 				if k < 0 {
 					break
