@@ -41,6 +41,22 @@ const (
 
 func bucket(h uint64, shift uint) uint32 { return uint32((h * golden) >> shift) }
 
+// charMul is fnvPrime*golden modulo 2^64: bucket(x*fnvPrime+k) is
+// (x*charMul + k*golden) >> shift, one multiplication instead of two.
+const charMul = fnvPrime * golden % (1 << 64)
+
+// asciiWordByte reports ASCII letters and digits with one lookup in a
+// 128-bit constant (no branches for the hot loop to mispredict).
+func asciiWordByte(b byte) bool {
+	const lo = 0x03FF000000000000 // '0'..'9'
+	const hi = 0x07FFFFFE07FFFFFE // 'A'..'Z', 'a'..'z' (bytes 64..127)
+	m := uint64(lo)
+	if b >= 64 {
+		m = hi
+	}
+	return m>>(b&63)&1 != 0
+}
+
 // isWordRune is letters, digits and combining marks; everything else
 // separates words. Outside ASCII it decides by block rather than by the
 // Unicode tables (several times faster on Indic, Arabic and CJK text): the
@@ -210,12 +226,15 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 	}
 	single := cmin == cmax // the usual configuration: one n-gram size
 	gm := ^uint64(0) >> (64 - 16*cmax)
+	// bucket((x^seedChar)*fnvPrime + k) with the two multiplications
+	// folded into one (modulo 2^64 the product distributes).
+	kAdd := uint64(cmin) * golden
 	for i := 0; i < len(s); {
 		var r rune
 		if b := s[i]; b < utf8.RuneSelf {
 			r = rune(b)
 			i++
-			if 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || 'A' <= b && b <= 'Z' {
+			if asciiWordByte(b) {
 				goto wordRune
 			}
 		} else {
@@ -242,9 +261,16 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 			prevSpace = true
 			reg = reg<<16 | ' '
 			n++
-			for k := cmin; k <= cmax && k <= n; k++ {
-				sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
-				count++
+			if single {
+				if n >= cmin {
+					sum += int64(w[uint32((((reg&gm)^seedChar)*charMul+kAdd)>>shift)&mask])
+					count++
+				}
+			} else {
+				for k := cmin; k <= cmax && k <= n; k++ {
+					sum += int64(w[bucket(((reg&(^uint64(0)>>(64-16*k)))^seedChar)*fnvPrime+uint64(k), shift)&mask])
+					count++
+				}
 			}
 		}
 		if r != lastPunct {
@@ -265,7 +291,7 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 		n++
 		if single {
 			if n >= cmin {
-				sum += int64(w[bucket(((reg&gm)^seedChar)*fnvPrime+uint64(cmin), shift)&mask])
+				sum += int64(w[uint32((((reg&gm)^seedChar)*charMul+kAdd)>>shift)&mask])
 				count++
 			}
 		} else {
