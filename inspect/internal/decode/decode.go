@@ -133,12 +133,14 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 			continue
 		}
 		j := i
+		pctSeen := false
 		for j < n && d.tok[s[j]] {
+			pctSeen = pctSeen || s[j] == '%'
 			j++
 		}
 		run := s[i:j]
 		// Most runs are words, too short for anything but URL escapes.
-		if len(run) < d.lim.MinLen && strings.IndexByte(run, '%') < 0 {
+		if len(run) < d.lim.MinLen && !pctSeen {
 			i = j
 			continue
 		}

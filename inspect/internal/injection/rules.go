@@ -79,14 +79,25 @@ type Hit struct {
 // RuleSet is a compiled set of rules.
 type RuleSet struct {
 	rules []Rule
-	// trig maps a trigger word's hash to a bit mask of rules (up to 64).
-	trig     trigTable
-	near     trigTable
+	// words maps a word's hash to the rules it triggers and the rules it
+	// is a Near word of (bit masks, up to 64 rules).
+	words    trigTable
 	stems    *acindex.Index
 	nonASCII uint64   // Func rules run on non-ASCII text
 	always   uint64   // Func rules run on all text
 	variant  [][2]int // stem tag - len(rules) -> (rule, variant)
+	// class sorts bytes for the trigger-word scan: word bytes (a-z, 0-9
+	// and every byte of a non-ASCII character), joiners that belong to a
+	// word but cannot start one (- _ '), and separators.
+	class [256]uint8
 }
+
+// Byte classes of the trigger-word scan.
+const (
+	classSep = iota
+	classWord
+	classJoin
+)
 
 // wordHash is the trigger-word hash: a rotate-xor over the word's bytes
 // (no multiplication in the per-byte chain), finished with one multiply.
@@ -256,10 +267,10 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 		// variant (tag >= len(rules) maps through rs.variant).
 		stems = append(stems, r.Stems)
 		for _, w := range r.Triggers {
-			rs.trig.add(wordHash(w), 1<<i)
+			rs.words.add(wordHash(w), 1<<i, 0)
 		}
 		for _, w := range r.Near {
-			rs.near.add(wordHash(w), 1<<i)
+			rs.words.add(wordHash(w), 0, 1<<i)
 		}
 	}
 	for i, r := range rs.rules {
@@ -269,6 +280,14 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 		}
 	}
 	rs.stems = acindex.New(stems)
+	for c := range 256 {
+		switch {
+		case 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c >= 0x80:
+			rs.class[c] = classWord
+		case c == '_' || c == '-' || c == '\'':
+			rs.class[c] = classJoin
+		}
+	}
 	return rs, nil
 }
 
@@ -279,35 +298,43 @@ func (rs *RuleSet) Rules() []Rule { return rs.rules }
 func (rs *RuleSet) Len() int { return len(rs.rules) }
 
 // trigTable maps word hashes to rule masks with open addressing (faster
-// than a map on the hot path: one probe for most words).
+// than a map on the hot path: one probe for most words). A word's trigger
+// and Near masks sit in one slot, so each word of the text costs one probe.
 type trigTable struct {
-	keys  [1024]uint64
-	masks [1024]uint64
+	slots [1024]trigSlot
 }
 
-func (t *trigTable) add(h, mask uint64) {
+type trigSlot struct {
+	key        uint64
+	trig, near uint64
+}
+
+func (t *trigTable) add(h, trig, near uint64) {
 	if h == 0 {
 		h = 1
 	}
 	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
-		if t.keys[i] == h || t.keys[i] == 0 {
-			t.keys[i] = h
-			t.masks[i] |= mask
+		if sl := &t.slots[i]; sl.key == h || sl.key == 0 {
+			sl.key = h
+			sl.trig |= trig
+			sl.near |= near
 			return
 		}
 	}
 }
 
-func (t *trigTable) get(h uint64) uint64 {
+// get returns the masks of the rules the word with hash h triggers and is
+// a Near word of.
+func (t *trigTable) get(h uint64) (trig, near uint64) {
 	if h == 0 {
 		h = 1
 	}
 	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
-		switch t.keys[i] {
+		switch sl := &t.slots[i]; sl.key {
 		case h:
-			return t.masks[i]
+			return sl.trig, sl.near
 		case 0:
-			return 0
+			return 0, 0
 		}
 	}
 }
@@ -385,28 +412,26 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 			prevH, run, runStart = h, 1, start
 		}
 		lastEnd = end
-		if m := rs.trig.get(h); m != 0 {
+		m, near := rs.words.get(h)
+		if m != 0 {
 			for m != 0 {
 				i := bits.TrailingZeros64(m)
 				m &^= 1 << i
 				t.add(i, start, false)
 			}
 		}
-		if m := rs.near.get(h); m != 0 {
-			for m != 0 {
-				i := bits.TrailingZeros64(m)
-				m &^= 1 << i
-				t.addNear(i, start)
-			}
+		for near != 0 {
+			i := bits.TrailingZeros64(near)
+			near &^= 1 << i
+			t.addNear(i, start)
 		}
 	}
+	var or byte // all bytes ORed: ASCII text leaves the top bit clear
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x80 {
-			ascii = false
-		}
-		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '\'' || c >= 0x80 {
-			if (c == '-' || c == '_' || c == '\'') && !in {
+		or |= c
+		if cl := rs.class[c]; cl != classSep {
+			if cl == classJoin && !in {
 				continue
 			}
 			if !in {
@@ -425,6 +450,7 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	if in {
 		flush(len(s))
 	}
+	ascii = or < 0x80
 	_ = lastEnd
 	nr := len(rs.rules)
 	rs.stems.Scan(s, func(tag, pos int) bool {
