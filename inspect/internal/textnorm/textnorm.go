@@ -75,6 +75,18 @@ type Normalizer struct {
 	// lower maps a byte to its lower case for printable ASCII, tab and
 	// newlines, and to 0 for every byte the fast path cannot handle.
 	lower [256]byte
+	// plain has a bit for every character of the Basic Multilingual Plane
+	// above ASCII that normalisation keeps as it is apart from lower case:
+	// NFKC leaves it alone, it does not combine with the character before
+	// it, and it is not one of the characters pass 1 strips or flags; its
+	// combining class is 0, or 9 for the viramas of the Indic scripts
+	// from Devanagari to Malayalam, which nothing composes with
+	// (TestPlainIsNFKC checks; Sinhala's al-lakuna does compose). A string of such characters
+	// and ASCII has nothing to reorder (equal classes keep their order)
+	// and nothing to compose (a composition needs a second character that
+	// combines backwards). Text made only of these and printable ASCII
+	// takes the one-pass path (plainLower).
+	plain [0x10000 / 64]uint64
 }
 
 // New builds a Normalizer.
@@ -98,6 +110,21 @@ func New() *Normalizer {
 		}
 	}
 	nz := &Normalizer{confusable: m}
+	var buf [utf8.UTFMax]byte
+	for r := rune(0x80); r < 0x10000; r++ {
+		// U+FFFD stays out: DecodeRune returns it for invalid UTF-8 too.
+		// Conjoining Hangul jamo compose algorithmically: kept out whatever
+		// their properties say.
+		jamo := r >= 0x1100 && r < 0x1200 || r >= 0xA960 && r < 0xA980 || r >= 0xD7B0 && r < 0xD800
+		if r >= 0xD800 && r < 0xE000 || r < 0xA0 || jamo || r == utf8.RuneError || invisible(r) || bidi(r) || variation(r) {
+			continue
+		}
+		c := utf8.AppendRune(buf[:0], r)
+		p := norm.NFKC.Properties(c)
+		if norm.NFKC.IsNormal(c) && (p.CCC() == 0 && p.BoundaryBefore() || p.CCC() == 9 && r >= 0x0900 && r < 0x0D80) {
+			nz.plain[r/64] |= 1 << (r % 64)
+		}
+	}
 	for c := range 256 {
 		switch {
 		case c >= 'A' && c <= 'Z':
@@ -160,7 +187,70 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 	return Text{S: string(b), identity: true}
 }
 
+// isPlain reports whether s holds only printable ASCII (with tabs and
+// newlines) and characters of n.plain: normalising it only lower-cases.
+func (n *Normalizer) isPlain(s string) bool {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if n.lower[c] == 0 {
+				return false
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
+			return false
+		}
+		i += size
+	}
+	return true
+}
+
+// plainLower normalises text isPlain accepted: what general computes for it
+// (pass 1 keeps every character, NFKC changes nothing), in one pass.
+func (n *Normalizer) plainLower(s string, track bool) Text {
+	var t Text
+	out := make([]byte, 0, len(s)+len(s)/8)
+	var outOff []int32
+	if track {
+		outOff = make([]int32, 0, cap(out))
+	}
+	for j := 0; j < len(s); {
+		if c := s[j]; c < utf8.RuneSelf {
+			out = append(out, n.lower[c])
+			if track {
+				outOff = append(outOff, int32(j))
+			}
+			j++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[j:])
+		before := len(out)
+		out = utf8.AppendRune(out, lower(r))
+		if track {
+			for k := before; k < len(out); k++ {
+				outOff = append(outOff, int32(j))
+			}
+		}
+		j += size
+	}
+	t.off = outOff
+	out = n.foldHomoglyphs(out, &t)
+	t.S = string(out)
+	return t
+}
+
 func (n *Normalizer) slow(s string, track bool) Text {
+	if n.isPlain(s) {
+		return n.plainLower(s, track)
+	}
+	return n.general(s, track)
+}
+
+// general is the normaliser for any text.
+func (n *Normalizer) general(s string, track bool) Text {
 	var t Text
 	// Pass 1: drop what renders as nothing, decode tag characters.
 	buf := make([]byte, 0, len(s))

@@ -1,9 +1,13 @@
 package textnorm
 
 import (
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestNormalize(t *testing.T) {
@@ -63,8 +67,45 @@ func TestOrigOffsets(t *testing.T) {
 	}
 }
 
+// Strings of plain characters are already in NFKC, whatever their order.
+func TestPlainIsNFKC(t *testing.T) {
+	n := New()
+	var plain []rune
+	for r := rune(0x20); r < 0x10000; r++ {
+		if r < 0x7f || r >= 0x80 && n.plain[r/64]&(1<<(r%64)) != 0 {
+			plain = append(plain, r)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		// Runs of neighbours in the table, as text has, and random picks.
+		k := rng.IntN(len(plain))
+		var b []rune
+		for range 12 {
+			if rng.IntN(3) == 0 {
+				k = rng.IntN(len(plain))
+			}
+			b = append(b, plain[(k+rng.IntN(64))%len(plain)])
+		}
+		if s := string(b); !norm.NFKC.IsNormalString(s) || !n.isPlain(s) {
+			t.Fatalf("%q (%U) of plain characters is not in NFKC", s, b)
+		}
+	}
+	// No character composes with a plain virama (combining class 9).
+	for _, v := range plain {
+		if norm.NFKC.PropertiesString(string(v)).CCC() != 9 {
+			continue
+		}
+		for _, x := range plain {
+			if s := string([]rune{x, v}); !norm.NFKC.IsNormalString(s) {
+				t.Fatalf("%q (%U %U) is not in NFKC", s, x, v)
+			}
+		}
+	}
+}
+
 func FuzzNormalize(f *testing.F) {
-	for _, s := range []string{"", "hello", "іgnоrе", "a\u200bb", "\xff\xfe", "ＩＧＮＯＲＥ", "\U000E0041\U000E0042", "ﷺ", "ß", "İstanbul"} {
+	for _, s := range []string{"", "hello", "іgnоrе", "a\u200bb", "\xff\xfe", "ＩＧＮＯＲＥ", "\U000E0041\U000E0042", "ﷺ", "ß", "İstanbul", "Привет мир", "नमस्ते दुनिया", "안녕하세요", "こんにちは世界", "Ωmega Ⅻ ﬁ"} {
 		f.Add(s)
 	}
 	n := New()
@@ -80,6 +121,15 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if len(got.S) > 18*len(s)+16 {
 			t.Fatalf("output grew from %d to %d bytes", len(s), len(got.S))
+		}
+		// The one-pass path for plain text computes what the general one does.
+		if n.isPlain(s) {
+			for _, track := range []bool{true, false} {
+				fast, slow := n.plainLower(s, track), n.general(s, track)
+				if fast.S != slow.S || fast.Flags != slow.Flags || !slices.Equal(fast.off, slow.off) {
+					t.Fatalf("%q (track %v): plain path gives %q %v %v, general %q %v %v", s, track, fast.S, fast.Flags, fast.off, slow.S, slow.Flags, slow.off)
+				}
+			}
 		}
 	})
 }
