@@ -8,6 +8,7 @@
 package textnorm
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -180,11 +181,13 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 	if !upper {
 		return Text{S: s, identity: true}
 	}
-	b := make([]byte, len(s))
+	// A Builder hands its buffer over as the string: one allocation.
+	var b strings.Builder
+	b.Grow(len(s))
 	for i := 0; i < len(s); i++ {
-		b[i] = n.lower[s[i]]
+		b.WriteByte(n.lower[s[i]])
 	}
-	return Text{S: string(b), identity: true}
+	return Text{S: b.String(), identity: true}
 }
 
 // isPlain reports whether s holds only printable ASCII (with tabs and
