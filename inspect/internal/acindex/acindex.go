@@ -120,6 +120,33 @@ func New(keywords [][]string) *Index {
 	return k
 }
 
+// Hit is one keyword occurrence.
+type Hit struct {
+	Tag, Start, Len int
+}
+
+// Next advances a scan by one byte of text, for callers that read the text
+// in a loop of their own: st is 0 before the first byte. ends reports that
+// keywords end at c; AppendEnds lists them.
+func (k *Index) Next(st int32, c byte) (next int32, ends bool) {
+	next = k.delta[st+int32(k.class[c])]
+	if next < 0 {
+		return -next - 1, true
+	}
+	return next, false
+}
+
+// AppendEnds appends to dst the keywords that end at text byte i, where
+// Next returned st with ends set.
+func (k *Index) AppendEnds(dst []Hit, st int32, i int) []Hit {
+	s := st / int32(k.nclass)
+	for j, tag := range k.out[s] {
+		n := int(k.lens[s][j])
+		dst = append(dst, Hit{Tag: int(tag), Start: i + 1 - n, Len: n})
+	}
+	return dst
+}
+
 // Scan calls fn(tag, start) for every keyword occurrence in text, in order
 // of their ends; it stops when fn returns false.
 func (k *Index) Scan(text string, fn func(tag, start int) bool) {

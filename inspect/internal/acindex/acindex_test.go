@@ -1,6 +1,9 @@
 package acindex
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestScan(t *testing.T) {
 	k := New([][]string{{"he", "she"}, {"hers"}, {"无视"}})
@@ -18,5 +21,27 @@ func TestScan(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("got %v, want %v", got, want)
 		}
+	}
+}
+
+// Next and AppendEnds find what Scan finds.
+func TestNext(t *testing.T) {
+	k := New([][]string{{"he", "she"}, {"hers"}, {"无视"}})
+	text := "uSHErs 请无视 ushers"
+	var want []Hit
+	k.ScanN(text, func(tag, start, n int) bool {
+		want = append(want, Hit{tag, start, n})
+		return true
+	})
+	var got []Hit
+	var st int32
+	for i := 0; i < len(text); i++ {
+		var ends bool
+		if st, ends = k.Next(st, text[i]); ends {
+			got = k.AppendEnds(got, st, i)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Next found %v, Scan %v", got, want)
 	}
 }

@@ -351,10 +351,10 @@ type triggers struct {
 	pos   [maxRules][maxTriggers]int32
 	vari  [maxRules][maxTriggers]int16 // variant of a Variants rule's trigger
 	rep   [2]int                       // span of a repeated-token run (end 0: none)
-	stem  [64]bool                     // rule triggered by a stem (pattern may start before it)
-	nn    [64]uint8
-	near  [64][maxTriggers]int32 // positions of the rule's Near words
-	nfull [64]bool               // more Near words than recorded
+	stem  [maxRules]bool               // rule triggered by a stem (pattern may start before it)
+	nn    [maxRules]uint8
+	near  [maxRules][maxTriggers]int32 // positions of the rule's Near words
+	nfull [maxRules]bool               // more Near words than recorded
 }
 
 func (t *triggers) addNear(rule, pos int) {
@@ -427,9 +427,19 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 		}
 	}
 	var or byte // all bytes ORed: ASCII text leaves the top bit clear
+	// The stem automaton runs in the same loop (its chain of dependent
+	// loads overlaps the word hashing); its hits are recorded after the
+	// trigger words, as if it had read the text second.
+	var stemBuf [16]acindex.Hit
+	stems := stemBuf[:0]
+	var st int32
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		or |= c
+		var ends bool
+		if st, ends = rs.stems.Next(st, c); ends {
+			stems = rs.stems.AppendEnds(stems, st, i)
+		}
 		if cl := rs.class[c]; cl != classSep {
 			if cl == classJoin && !in {
 				continue
@@ -453,18 +463,18 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	ascii = or < 0x80
 	_ = lastEnd
 	nr := len(rs.rules)
-	rs.stems.Scan(s, func(tag, pos int) bool {
+	for _, hit := range stems {
+		tag, pos := hit.Tag, hit.Start
 		if tag < nr {
 			t.add(tag, pos, true)
-			return true
+			continue
 		}
 		rv := rs.variant[tag-nr]
 		if n := t.n[rv[0]]; n < maxTriggers {
 			t.vari[rv[0]][n] = int16(rv[1])
 		}
 		t.add(rv[0], pos, true)
-		return true
-	})
+	}
 	return ascii
 }
 
