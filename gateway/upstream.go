@@ -173,7 +173,9 @@ func (u *upstream) connect(ctx context.Context) (*conn, error) {
 		if proc, err = u.g.launch.Start(ctx, u.cfg.Name, u.cfg.Stdio, &logWriter{log: u.log}); err != nil {
 			return nil, fmt.Errorf("launching %s: %w", u.cfg.Name, err)
 		}
-		t = &mcp.IOTransport{Reader: proc.Stdout(), Writer: proc.Stdin()}
+		// Servers' answers (a file's content, a page) may be larger than
+		// what agents may send: the SDK's bound for stdio messages.
+		t = &stdioTransport{r: proc.Stdout(), w: proc.Stdin(), max: mcp.DefaultMaxLineLength}
 	case u.cfg.HTTP != nil:
 		t = &mcp.StreamableClientTransport{Endpoint: u.cfg.HTTP.URL, HTTPClient: headerClient(u.cfg.HTTP.Headers), MaxRetries: 1}
 	case u.cfg.SSE != nil:

@@ -39,11 +39,16 @@ func DecisionEvent(req Request, d Decision) events.Event {
 	e.API = &events.API{Operation: string(req.Action)}
 	w := &events.Warden{Agent: req.Agent.SPIFFEID, Task: req.Task.ID, Reason: string(d.Code)}
 	if t, err := normTarget(req.Target); err == nil {
-		if ent, err := t.entity(); err == nil {
-			e.Resources = []events.Resource{{UID: string(ent.UID.ID), Type: strings.ToLower(string(ent.UID.Type))}}
-			if tool, ok := t.(Tool); ok {
+		if tool, ok := t.(Tool); ok {
+			// Every call's decision names its tool: the event needs the
+			// tool's id, not the Cedar entity (attributes, label set)
+			// that building would cost a quarter of a decision.
+			if checkString("tool server", tool.Server, true) == nil && checkString("tool name", tool.Name, true) == nil {
 				w.Tool = tool.ID()
+				e.Resources = []events.Resource{{UID: w.Tool, Type: "tool"}}
 			}
+		} else if ent, err := t.entity(); err == nil {
+			e.Resources = []events.Resource{{UID: string(ent.UID.ID), Type: strings.ToLower(string(ent.UID.Type))}}
 		}
 	}
 	e.StatusCode = string(d.Code)
