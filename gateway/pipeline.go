@@ -480,6 +480,9 @@ func (g *Gateway) filterList(upstream string, next mcp.MethodHandler) mcp.Method
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		switch method {
 		case "tools/list", "resources/list", "prompts/list":
+		case "tools/call":
+			growStack(0) // see stack.go
+			return next(ctx, method, req)
 		default:
 			return next(ctx, method, req)
 		}
