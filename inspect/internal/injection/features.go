@@ -99,6 +99,20 @@ func isWordRune(r rune) bool {
 	return unicode.IsPrint(r)
 }
 
+// decodeRune is utf8.DecodeRuneInString(s[i:]) with the two- and
+// three-byte sequences of most non-Latin text decoded inline.
+func decodeRune(s string, i int) (rune, int) {
+	if b := s[i]; b >= 0xC2 && b < 0xE0 && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+		return rune(b&0x1F)<<6 | rune(s[i+1]&0x3F), 2
+	} else if b >= 0xE0 && b < 0xF0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+		// Overlong forms and surrogates are left to the library (RuneError).
+		if r := rune(b&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F); r >= 0x800 && (r < 0xD800 || r > 0xDFFF) {
+			return r, 3
+		}
+	}
+	return utf8.DecodeRuneInString(s[i:])
+}
+
 // fold16 maps a rune to 16 bits for the n-gram register (runes beyond the
 // Basic Multilingual Plane share codes with others; they are rare in text).
 func fold16(r rune) uint16 { return uint16(r) ^ uint16(r>>16)*0x9E37 }
@@ -239,7 +253,7 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 			}
 		} else {
 			var size int
-			r, size = utf8.DecodeRuneInString(s[i:])
+			r, size = decodeRune(s, i)
 			i += size
 			if isWordRune(r) {
 				goto wordRune

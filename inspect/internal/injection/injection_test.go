@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/warden-run/warden/inspect/internal/textnorm"
 )
@@ -101,6 +102,22 @@ func TestSumWeightsAgreesWithAppendFeatures(t *testing.T) {
 			t.Errorf("%q: SumWeights = %d/%d, AppendFeatures gives %d/%d", s, got, n, want, len(idx))
 		}
 	}
+}
+
+// decodeRune decodes what utf8.DecodeRuneInString does, valid or not.
+func FuzzDecodeRune(f *testing.F) {
+	for _, s := range []string{"a", "é", "忽", "\xe0\x80\x80", "\xed\xa0\x80", "\xc0\xaf", "\xf0\x9f\x99\x82", "\xe4\xb8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for i := 0; i < len(s); i++ {
+			r, n := decodeRune(s, i)
+			wr, wn := utf8.DecodeRuneInString(s[i:])
+			if r != wr || n != wn {
+				t.Fatalf("decodeRune(%q, %d) = %U/%d, want %U/%d", s, i, r, n, wr, wn)
+			}
+		}
+	})
 }
 
 func TestChunksCoverText(t *testing.T) {
