@@ -174,7 +174,9 @@ func DefaultRules() []Rule {
 		{ID: "hypothetical_framing", Reason: "wraps a sensitive request in a hypothetical world",
 			Triggers: strings.Fields("imagine pretend suppose hypothetically roleplay role-play"),
 			Stems:    []string{"let's say", "in a world", "in a universe", "in a scenario", "in a parallel"},
-			Pattern:  `\b(?:imagine|pretend|suppose|hypothetically|let's\s+say|in\s+a\s+(?:world|universe|scenario|parallel)|role-?play)\b[^\n]{0,240}\b(?:passwords?|passphrase|secret|personal\s+(?:data|information)|private\s+(?:data|information)|user's|birth\s*date|social\s+security|credentials|no\s+rules|rules\s+(?:don't|do\s+not)\s+apply|public\s+knowledge)`},
+			// [^\n]* reaches at most the 240-byte window (a bound written
+			// as {0,240} made a program 240 times larger and slower).
+			Pattern: `\b(?:imagine|pretend|suppose|hypothetically|let's\s+say|in\s+a\s+(?:world|universe|scenario|parallel)|role-?play)\b[^\n]*\b(?:passwords?|passphrase|secret|personal\s+(?:data|information)|private\s+(?:data|information)|user's|birth\s*date|social\s+security|credentials|no\s+rules|rules\s+(?:don't|do\s+not)\s+apply|public\s+knowledge)`},
 		{ID: "topic_switch", Reason: "abruptly drops the current task for another",
 			Triggers: strings.Fields("forget actually nevermind never instead"),
 			Pattern:  `\bforget\s+(?:about\s+)?(?:that|this|it|everything)\b|\bactually,?\s+(?:can|could|please|instead|i\s+want)\b|\bnever\s*mind\b|\binstead\s*\?`},
