@@ -125,25 +125,16 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 		d.find(text, ps, pe, depth+1, c, st, false)
 	}
 
-	// One pass over runs of token characters.
+	// One pass over the runs of token characters that can hold a payload.
 	n := len(s)
+	noPct := strings.IndexByte(s, '%') < 0
 	for i := 0; i < n && !d.full(st); {
-		if !d.tok[s[i]] {
-			i++
-			continue
+		a, j := d.nextRun(s, i, noPct)
+		if a < 0 {
+			break
 		}
-		j := i
-		pctSeen := false
-		for j < n && d.tok[s[j]] {
-			pctSeen = pctSeen || s[j] == '%'
-			j++
-		}
-		run := s[i:j]
-		// Most runs are words, too short for anything but URL escapes.
-		if len(run) < d.lim.MinLen && !pctSeen {
-			i = j
-			continue
-		}
+		run := s[a:j]
+		i = a
 		pct, hexOnly, b64 := 0, true, true
 		for k := 0; k < len(run); k++ {
 			cj := run[k]
@@ -182,6 +173,38 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 			emit("rot13", 0, len(s), t)
 		}
 	}
+}
+
+// nextRun returns the next maximal run of token bytes in s at or after i
+// that can hold a payload: MinLen bytes or more, or with a '%' in it (URL
+// escapes); a is -1 when there is none. i must not be inside a run (i is
+// 0, or s[i-1] is not a token byte, or s[i] is not). noPct says s has no
+// '%': then only long runs count, and a window s[i:i+MinLen] whose last
+// byte is not a token byte is skipped whole, since any run of MinLen bytes
+// starting in it would cover that byte. Most text is read a window, not a
+// byte, at a time.
+func (d *Decoder) nextRun(s string, i int, noPct bool) (a, b int) {
+	n, minLen := len(s), d.lim.MinLen
+	for i < n {
+		if noPct && i+minLen <= n && !d.tok[s[i+minLen-1]] {
+			i += minLen
+			continue
+		}
+		if !d.tok[s[i]] {
+			i++
+			continue
+		}
+		j, pct := i, false
+		for j < n && d.tok[s[j]] {
+			pct = pct || s[j] == '%'
+			j++
+		}
+		if j-i >= minLen || pct {
+			return i, j
+		}
+		i = j
+	}
+	return -1, -1
 }
 
 func tokenByte(c byte) bool {

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,45 @@ func FuzzFind(f *testing.F) {
 		}
 		if len(ps) > 32 || total > 1<<16 {
 			t.Fatalf("%d payloads, %d bytes: limits exceeded", len(ps), total)
+		}
+	})
+}
+
+// nextRun finds the runs a byte-by-byte reading finds.
+func FuzzNextRun(f *testing.F) {
+	for _, s := range []string{"", "aGVsbG8gd29ybGQgaGVsbG8= and more words here", "a %41%42 b", "short words only in this text, nothing long at all",
+		"xxxxxxxxxxxxxxx yyyyyyyyyyyyyyyy zzzzzzzzzzzzzzzzz", "é€ aaaaaaaaaaaaaaaaaaaaaaaaa"} {
+		f.Add(s)
+	}
+	d := New(Limits{})
+	f.Fuzz(func(t *testing.T, s string) {
+		var want [][2]int
+		for i := 0; i < len(s); {
+			if !d.tok[s[i]] {
+				i++
+				continue
+			}
+			j := i
+			for j < len(s) && d.tok[s[j]] {
+				j++
+			}
+			if j-i >= d.lim.MinLen || strings.Contains(s[i:j], "%") {
+				want = append(want, [2]int{i, j})
+			}
+			i = j
+		}
+		var got [][2]int
+		noPct := !strings.Contains(s, "%")
+		for i := 0; ; {
+			a, b := d.nextRun(s, i, noPct)
+			if a < 0 {
+				break
+			}
+			got = append(got, [2]int{a, b})
+			i = b
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%q: nextRun finds %v, want %v", s, got, want)
 		}
 	})
 }
