@@ -233,6 +233,34 @@ func TestUpstreamFailuresAreCleanErrors(t *testing.T) {
 	}
 }
 
+// A stdio server whose output stops being JSON-RPC is cut off and
+// restarted, as one that crashed.
+func TestGarbledUpstreamIsRestarted(t *testing.T) {
+	up := stdioUpstream("payments", false)
+	up.Env["WARDEN_TEST_CRASH"] = "garbage"
+	e := start(t, []config.Upstream{{Name: "payments", Stdio: up, Tools: map[string][]string{"get_balance": {"reads"}}}}, nil)
+	a := e.agent(t, "a")
+	_, tok := e.grantFor(t, a, `[{"tool": "payments.*"}]`, 100)
+	cs, err := e.client(t, a, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[string]int{}
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "payments.get_balance", Arguments: map[string]any{}})
+		if err != nil {
+			codes["protocol-error"]++
+		} else {
+			codes[decision(t, r)]++
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if codes[""] == 0 || codes["upstream_unavailable"]+codes["upstream_error"]+codes["protocol-error"] == 0 {
+		t.Errorf("garbling upstream: %v (want successes between restarts and clean errors)", codes)
+	}
+}
+
 func TestOversizedMessagesAreRefused(t *testing.T) {
 	e := start(t, demoUpstreams(t), func(g *config.Gateway) { g.MaxMessageBytes = 4096 })
 	a := e.agent(t, "a")

@@ -34,8 +34,11 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			os.Exit(2)
 		}
-		if os.Getenv("WARDEN_TEST_CRASH") == "1" {
+		switch os.Getenv("WARDEN_TEST_CRASH") {
+		case "1":
 			go func() { time.Sleep(300 * time.Millisecond); os.Exit(3) }()
+		case "garbage": // alive, but its output stops being MCP
+			go func() { time.Sleep(300 * time.Millisecond); _, _ = os.Stdout.WriteString("this is not JSON-RPC\n") }()
 		}
 		_ = s.Run(context.Background(), &mcp.StdioTransport{})
 		os.Exit(0)
