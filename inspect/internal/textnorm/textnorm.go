@@ -76,18 +76,21 @@ type Normalizer struct {
 	// lower maps a byte to its lower case for printable ASCII, tab and
 	// newlines, and to 0 for every byte the fast path cannot handle.
 	lower [256]byte
-	// plain has a bit for every character of the Basic Multilingual Plane
-	// above ASCII that normalisation keeps as it is apart from lower case:
-	// NFKC leaves it alone, it does not combine with the character before
-	// it, and it is not one of the characters pass 1 strips or flags; its
-	// combining class is 0, or 9 for the viramas of the Indic scripts
-	// from Devanagari to Malayalam, which nothing composes with
-	// (TestPlainIsNFKC checks; Sinhala's al-lakuna does compose). A string of such characters
-	// and ASCII has nothing to reorder (equal classes keep their order)
-	// and nothing to compose (a composition needs a second character that
-	// combines backwards). Text made only of these and printable ASCII
-	// takes the one-pass path (plainLower).
-	plain [0x10000 / 64]uint64
+	// Text made only of printable ASCII and "plain" characters is already
+	// in NFKC, so normalising it only lower-cases: it takes the one-pass
+	// path (plainLower). A plain character is one of the Basic Multilingual
+	// Plane that NFKC leaves alone on its own and that pass 1 neither strips
+	// nor flags. Next to each other plain characters stay in NFKC unless
+	// two combining marks are out of order, counting the marks inside
+	// precomposed letters (isPlain checks the classes in ccc), or a character composes with the last character of class 0
+	// before it (the Devanagari nukta after some consonants, Bengali and
+	// Tamil two-part vowel signs): those are in compose, and isPlain looks
+	// their pair up in pairs.
+	plain   [0x10000 / 64]uint64
+	marks   [0x10000 / 64]uint64 // plain characters whose decomposition has a combining mark
+	ccc     map[rune][2]uint8    // their first and last characters' combining classes
+	compose [0x10000 / 64]uint64 // plain characters of class 0 that compose with the one before
+	pairs   map[[2]rune]bool     // (first, second) pairs that compose
 }
 
 // New builds a Normalizer.
@@ -111,21 +114,7 @@ func New() *Normalizer {
 		}
 	}
 	nz := &Normalizer{confusable: m}
-	var buf [utf8.UTFMax]byte
-	for r := rune(0x80); r < 0x10000; r++ {
-		// U+FFFD stays out: DecodeRune returns it for invalid UTF-8 too.
-		// Conjoining Hangul jamo compose algorithmically: kept out whatever
-		// their properties say.
-		jamo := r >= 0x1100 && r < 0x1200 || r >= 0xA960 && r < 0xA980 || r >= 0xD7B0 && r < 0xD800
-		if r >= 0xD800 && r < 0xE000 || r < 0xA0 || jamo || r == utf8.RuneError || invisible(r) || bidi(r) || variation(r) {
-			continue
-		}
-		c := utf8.AppendRune(buf[:0], r)
-		p := norm.NFKC.Properties(c)
-		if norm.NFKC.IsNormal(c) && (p.CCC() == 0 && p.BoundaryBefore() || p.CCC() == 9 && r >= 0x0900 && r < 0x0D80) {
-			nz.plain[r/64] |= 1 << (r % 64)
-		}
-	}
+	nz.buildPlain()
 	for c := range 256 {
 		switch {
 		case c >= 'A' && c <= 'Z':
@@ -190,15 +179,72 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 	return Text{S: b.String(), identity: true}
 }
 
+// buildPlain fills plain, mark, compose and pairs from x/text's tables.
+func (n *Normalizer) buildPlain() {
+	var buf [utf8.UTFMax]byte
+	// Which characters compose with the one before: each character whose
+	// canonical decomposition ends in a second character that composes
+	// back with the rest (the rest recomposed, for the few that decompose
+	// further) makes a pair.
+	backward := map[rune]bool{}
+	n.pairs = map[[2]rune]bool{}
+	for r := rune(0xC0); r < 0x10000; r++ {
+		if r >= 0xD800 && r < 0xE000 {
+			continue
+		}
+		d := []rune(string(norm.NFD.Properties(utf8.AppendRune(buf[:0], r)).Decomposition()))
+		if len(d) < 2 {
+			continue
+		}
+		first := []rune(norm.NFC.String(string(d[:len(d)-1])))
+		second := d[len(d)-1]
+		if len(first) == 1 && norm.NFC.String(string([]rune{first[0], second})) == string(r) {
+			backward[second] = true
+			n.pairs[[2]rune{first[0], second}] = true
+		}
+	}
+	n.ccc = map[rune][2]uint8{}
+	for r := rune(0xA0); r < 0x10000; r++ {
+		// U+FFFD stays out: DecodeRune returns it for invalid UTF-8 too.
+		// Conjoining Hangul jamo compose algorithmically: kept out whatever
+		// their properties say.
+		jamo := r >= 0x1100 && r < 0x1200 || r >= 0xA960 && r < 0xA980 || r >= 0xD7B0 && r < 0xD800
+		if r >= 0xD800 && r < 0xE000 || jamo || r == utf8.RuneError || invisible(r) || bidi(r) || variation(r) {
+			continue
+		}
+		c := utf8.AppendRune(buf[:0], r)
+		if !norm.NFKC.IsNormal(c) {
+			continue
+		}
+		p := norm.NFKC.Properties(c)
+		if p.LeadCCC() > 0 || p.TrailCCC() > 0 {
+			n.marks[r/64] |= 1 << (r % 64)
+			n.ccc[r] = [2]uint8{p.LeadCCC(), p.TrailCCC()}
+		}
+		if backward[r] {
+			n.compose[r/64] |= 1 << (r % 64)
+		}
+		n.plain[r/64] |= 1 << (r % 64)
+	}
+}
+
 // isPlain reports whether s holds only printable ASCII (with tabs and
-// newlines) and characters of n.plain: normalising it only lower-cases.
+// newlines) and plain characters, with its combining marks in order and
+// no two characters that compose: normalising it only lower-cases.
 func (n *Normalizer) isPlain(s string) bool {
+	var starter rune    // the last character of class 0
+	var prevTrail uint8 // the class of the last mark in the character before
+	// marks bounds the combining marks in a row: x/text, following Unicode's
+	// stream-safe format, inserts U+034F after 30 of them. A character
+	// counts as 4 (no decomposition holds more marks).
+	marks := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if n.lower[c] == 0 {
 				return false
 			}
+			starter, prevTrail, marks = rune(c), 0, 0
 			i++
 			continue
 		}
@@ -206,6 +252,27 @@ func (n *Normalizer) isPlain(s string) bool {
 		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
 			return false
 		}
+		var lead, trail uint8
+		if n.marks[r/64]&(1<<(r%64)) != 0 {
+			lt := n.ccc[r]
+			if lead, trail = lt[0], lt[1]; lead != 0 && lead < prevTrail {
+				return false // NFKC would reorder the marks
+			}
+		}
+		// A character composes with the last starter unless a mark between
+		// them blocks it; whether one does is not worked out here.
+		if n.compose[r/64]&(1<<(r%64)) != 0 && n.pairs[[2]rune{starter, r}] {
+			return false
+		}
+		if lead == 0 {
+			starter, marks = r, 0
+		}
+		if trail != 0 {
+			if marks += 4; marks > 28 {
+				return false
+			}
+		}
+		prevTrail = trail
 		i += size
 	}
 	return true
