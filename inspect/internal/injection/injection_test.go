@@ -133,3 +133,20 @@ func TestChunksCoverText(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSumWeights is the classifier's inner loop over 8 KB of English.
+func BenchmarkSumWeights(b *testing.B) {
+	cfg := DefaultFeatures()
+	w := make([]int16, 1<<cfg.Bits)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range w {
+		w[i] = int16(rng.IntN(2000) - 1000)
+	}
+	para := "The gateway forwards each tool call to the upstream server after checking the grant, the policy and the arguments. " +
+		"Results flow back through the inbound inspection, which scores them for injected instructions and records taint. "
+	s := strings.ToLower(strings.Repeat(para, 40))[:8<<10]
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		cfg.SumWeights(w, s)
+	}
+}
