@@ -174,13 +174,26 @@ func (a *Analyzer) analyze(s string, an *Analysis, w []int16) {
 }
 
 func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int16) {
-	u.Hits = a.rules.Match(u.Norm.S, nil, a.lim.MaxHits)
+	// A reused Analysis keeps the slices of the unit that last held this
+	// slot, and of its chunks: refill them rather than allocate.
+	if k := len(an.Units); k < cap(an.Units) {
+		old := an.Units[:k+1][k]
+		u.Hits, u.Chunks = old.Hits[:0], old.Chunks[:0]
+	}
+	u.Hits = a.rules.Match(u.Norm.S, u.Hits, a.lim.MaxHits)
 	flags := u.Norm.Flags
 	if len(an.Units) > 0 {
 		flags |= an.Units[0].Norm.Flags
 	}
-	for _, c := range a.cfg.Chunks(u.Norm.S) {
+	chunks := [][2]int{{0, len(u.Norm.S)}} // short text: one chunk, no allocation
+	if len(u.Norm.S) > a.cfg.ChunkBytes {
+		chunks = a.cfg.Chunks(u.Norm.S)
+	}
+	for _, c := range chunks {
 		ch := Chunk{Start: c[0], End: c[1]}
+		if j := len(u.Chunks); j < cap(u.Chunks) {
+			ch.Dense = u.Chunks[:j+1][j].Dense[:0]
+		}
 		if w != nil {
 			ch.Sum, ch.Count = a.cfg.SumWeights(w, u.Norm.S[c[0]:c[1]])
 		} else {
