@@ -303,7 +303,18 @@ func (rs *RuleSet) Len() int { return len(rs.rules) }
 // than a map on the hot path: one probe for most words). A word's trigger
 // and Near masks sit in one slot, so each word of the text costs one probe.
 type trigTable struct {
-	slots [1024]trigSlot
+	// filter has a bit set for every word in the table (a one-hash Bloom
+	// filter of 512 bytes, in L1): most words of a text are in no rule, and
+	// one bit answers for them without a probe of the 24 KiB slots.
+	filter [64]uint64
+	slots  [1024]trigSlot
+}
+
+// filterBit is the bit of filter for the word hash h (bits of h other than
+// the slot index's).
+func filterBit(h uint64) (word int, bit uint64) {
+	i := (h >> 20) & 4095
+	return int(i >> 6), 1 << (i & 63)
 }
 
 type trigSlot struct {
@@ -315,6 +326,8 @@ func (t *trigTable) add(h, trig, near uint64) {
 	if h == 0 {
 		h = 1
 	}
+	fw, fb := filterBit(h)
+	t.filter[fw] |= fb
 	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
 		if sl := &t.slots[i]; sl.key == h || sl.key == 0 {
 			sl.key = h
@@ -330,6 +343,9 @@ func (t *trigTable) add(h, trig, near uint64) {
 func (t *trigTable) get(h uint64) (trig, near uint64) {
 	if h == 0 {
 		h = 1
+	}
+	if fw, fb := filterBit(h); t.filter[fw]&fb == 0 {
+		return 0, 0
 	}
 	for i := (h * golden) >> 54; ; i = (i + 1) & 1023 {
 		switch sl := &t.slots[i]; sl.key {
