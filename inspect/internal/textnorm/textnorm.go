@@ -159,23 +159,31 @@ func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
 	// Plain printable ASCII (with tabs and newlines) only needs lower case.
-	upper := false
+	var diff byte // ORs each byte with its lower case: non-zero if any is upper case
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c >= 0x7f || c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+		l := n.lower[c]
+		if l == 0 {
 			return n.slow(s, track)
 		}
-		upper = upper || 'A' <= c && c <= 'Z'
+		diff |= l ^ c
 	}
-	if !upper {
+	if diff == 0 {
 		return Text{S: s, identity: true}
 	}
-	// A Builder hands its buffer over as the string: one allocation.
+	// A Builder hands its buffer over as the string (one allocation); the
+	// runs between capitals are copied whole.
 	var b strings.Builder
 	b.Grow(len(s))
+	from := 0
 	for i := 0; i < len(s); i++ {
-		b.WriteByte(n.lower[s[i]])
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b.WriteString(s[from:i])
+			b.WriteByte(c + 'a' - 'A')
+			from = i + 1
+		}
 	}
+	b.WriteString(s[from:])
 	return Text{S: b.String(), identity: true}
 }
 
