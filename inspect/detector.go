@@ -291,35 +291,54 @@ func cutString(s string, n int) string {
 // weigh most towards injection.
 func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 	bs, be, bw := start, end, math.Inf(-1)
-	cfg := d.an.Config()
-	i := start
-	for i < end {
-		// A sentence ends at a newline, or at . ! ? followed by a space (so
-		// that URLs and numbers stay whole).
-		j := i
-		for j < end && s[j] != '\n' && !((s[j] == '.' || s[j] == '!' || s[j] == '?') && (j+1 == end || s[j+1] == ' ')) {
-			j++
-		}
-		if j < end {
-			j++
-		}
-		seg := s[i:j]
-		if len(strings.TrimSpace(seg)) > 0 {
-			sum, n := cfg.SumWeights(d.m.W, seg)
-			w := float64(sum)
-			if n > 0 {
-				w /= math.Sqrt(float64(n))
-			}
-			if w > bw {
-				bs, be, bw = i, j, w
-			}
+	// Text of one sentence (most prompts) needs no weighing: the first
+	// sentence scored always beats the initial -Inf.
+	nonBlank := 0
+	for i := start; i < end && nonBlank < 2; {
+		j := sentenceEnd(s, i, end)
+		if len(strings.TrimSpace(s[i:j])) > 0 {
+			nonBlank++
+			bs, be = i, j
 		}
 		i = j
+	}
+	if nonBlank > 1 {
+		bs, be = start, end
+		cfg := d.an.Config()
+		for i := start; i < end; {
+			j := sentenceEnd(s, i, end)
+			seg := s[i:j]
+			if len(strings.TrimSpace(seg)) > 0 {
+				sum, n := cfg.SumWeights(d.m.W, seg)
+				w := float64(sum)
+				if n > 0 {
+					w /= math.Sqrt(float64(n))
+				}
+				if w > bw {
+					bs, be, bw = i, j, w
+				}
+			}
+			i = j
+		}
 	}
 	for bs < be && (s[bs] == ' ' || s[bs] == '\n') {
 		bs++
 	}
 	return bs, be
+}
+
+// sentenceEnd returns the end of the sentence of s[:end] that starts at i:
+// after a newline, or after . ! ? followed by a space (so that URLs and
+// numbers stay whole).
+func sentenceEnd(s string, i, end int) int {
+	j := i
+	for j < end && s[j] != '\n' && !((s[j] == '.' || s[j] == '!' || s[j] == '?') && (j+1 == end || s[j+1] == ' ')) {
+		j++
+	}
+	if j < end {
+		j++
+	}
+	return j
 }
 
 func dedupe(s []string) []string {

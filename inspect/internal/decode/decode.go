@@ -334,6 +334,17 @@ func escDecode(run string) (string, bool) {
 // rot13 decodes s when its rot13 reads as English far better than s does.
 func (d *Decoder) rot13(s string) (string, bool) {
 	const maxWords = 120
+	// Letter frequencies first: English is rich in e, t, a; its rot13 in
+	// r, g, n. Text that reads like English is not rot13, and text in
+	// other scripts has too few of these letters to lean either way: most
+	// text stops here.
+	lean := 0 // count of r, g, n minus count of e, t, a
+	for _, c := range []byte(s[:min(len(s), 1024)]) {
+		lean += int(d.rotLean[c])
+	}
+	if lean <= 0 {
+		return "", false
+	}
 	// rot13 only turns ASCII letters into English: skip text that is mostly
 	// something else.
 	nonASCII := 0
@@ -343,15 +354,6 @@ func (d *Decoder) rot13(s string) (string, bool) {
 		}
 	}
 	if nonASCII*8 > min(len(s), 256) {
-		return "", false
-	}
-	// Letter frequencies first: English is rich in e, t, a; its rot13 in
-	// r, g, n. Text that reads like English is not rot13.
-	lean := 0 // count of r, g, n minus count of e, t, a
-	for _, c := range []byte(s[:min(len(s), 1024)]) {
-		lean += int(d.rotLean[c])
-	}
-	if lean <= 0 {
 		return "", false
 	}
 	orig, rot, words := 0, 0, 0
