@@ -49,7 +49,7 @@ type Rule struct {
 	Variants []Variant
 	re       *regexp.Regexp // for windows around stems
 	reA      *regexp.Regexp // anchored at a trigger word
-	need     []string       // one of these occurs in every match (requiredLiterals)
+	need     []string       // one of these occurs in every match (mustLiterals)
 }
 
 // Builtin checks.
@@ -67,7 +67,7 @@ type Variant struct {
 	Stems   []string
 	Pattern string
 	re      *regexp.Regexp
-	need    []string
+	need    []string // one of these occurs in every match (mustLiterals)
 }
 
 // Hit is one rule match.

@@ -79,17 +79,18 @@ type Normalizer struct {
 	// Text made only of printable ASCII and "plain" characters is already
 	// in NFKC, so normalising it only lower-cases: it takes the one-pass
 	// path (plainLower). A plain character is one of the Basic Multilingual
-	// Plane that NFKC leaves alone on its own and that pass 1 neither strips
-	// nor flags. Next to each other plain characters stay in NFKC unless
-	// two combining marks are out of order, counting the marks inside
-	// precomposed letters (isPlain checks the classes in ccc), or a character composes with the last character of class 0
-	// before it (the Devanagari nukta after some consonants, Bengali and
-	// Tamil two-part vowel signs): those are in compose, and isPlain looks
-	// their pair up in pairs.
+	// Plane that NFKC leaves alone on its own and that pass 1 neither
+	// strips nor flags. Next to each other plain characters stay in NFKC
+	// unless two combining marks are out of order, counting the marks
+	// inside precomposed letters (isPlain checks the classes in ccc), a
+	// character composes with the last character of class 0 before it
+	// (the Devanagari nukta after some consonants, Bengali and Tamil
+	// two-part vowel signs: those are in compose, their partners in
+	// pairs), or more than 30 marks follow each other (isPlain counts).
 	plain   [0x10000 / 64]uint64
 	marks   [0x10000 / 64]uint64 // plain characters whose decomposition has a combining mark
 	ccc     map[rune][2]uint8    // their first and last characters' combining classes
-	compose [0x10000 / 64]uint64 // plain characters of class 0 that compose with the one before
+	compose [0x10000 / 64]uint64 // plain characters that compose with a character before them
 	pairs   map[[2]rune]bool     // (first, second) pairs that compose
 }
 
@@ -187,7 +188,8 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 	return Text{S: b.String(), identity: true}
 }
 
-// buildPlain fills plain, mark, compose and pairs from x/text's tables.
+// buildPlain fills plain, marks, ccc, compose and pairs from x/text's
+// tables.
 func (n *Normalizer) buildPlain() {
 	var buf [utf8.UTFMax]byte
 	// Which characters compose with the one before: each character whose
@@ -244,7 +246,7 @@ func (n *Normalizer) isPlain(s string) bool {
 	var prevTrail uint8 // the class of the last mark in the character before
 	// marks bounds the combining marks in a row: x/text, following Unicode's
 	// stream-safe format, inserts U+034F after 30 of them. A character
-	// counts as 4 (no decomposition holds more marks).
+	// with marks counts as 4 (no decomposition holds more than 3).
 	marks := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -275,7 +277,7 @@ func (n *Normalizer) isPlain(s string) bool {
 		if lead == 0 {
 			starter, marks = r, 0
 		}
-		if trail != 0 {
+		if lead != 0 || trail != 0 {
 			if marks += 4; marks > 28 {
 				return false
 			}
