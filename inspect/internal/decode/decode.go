@@ -179,15 +179,31 @@ func (d *Decoder) find(s string, start, end, depth int, chain string, st *state,
 // that can hold a payload: MinLen bytes or more, or with a '%' in it (URL
 // escapes); a is -1 when there is none. i must not be inside a run (i is
 // 0, or s[i-1] is not a token byte, or s[i] is not). noPct says s has no
-// '%': then only long runs count, and a window s[i:i+MinLen] whose last
-// byte is not a token byte is skipped whole, since any run of MinLen bytes
-// starting in it would cover that byte. Most text is read a window, not a
-// byte, at a time.
+// '%': then only long runs count, and a long run starting in the window
+// s[i:i+MinLen] would cover its last byte k. So nextRun looks at k first:
+// if it is not a token byte the window is skipped whole; if it is, the run
+// through k is read both ways, and either it is long or nothing before its
+// end is. Most text is read a few bytes per window, not every byte.
 func (d *Decoder) nextRun(s string, i int, noPct bool) (a, b int) {
 	n, minLen := len(s), d.lim.MinLen
 	for i < n {
-		if noPct && i+minLen <= n && !d.tok[s[i+minLen-1]] {
-			i += minLen
+		if noPct && i+minLen <= n {
+			k := i + minLen - 1
+			if !d.tok[s[k]] {
+				i = k + 1
+				continue
+			}
+			a, b := k, k+1
+			for a > i && d.tok[s[a-1]] {
+				a--
+			}
+			for b < n && d.tok[s[b]] {
+				b++
+			}
+			if b-a >= minLen {
+				return a, b
+			}
+			i = b
 			continue
 		}
 		if !d.tok[s[i]] {

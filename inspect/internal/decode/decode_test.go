@@ -139,3 +139,14 @@ func FuzzNextRun(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkFind is the decoder's scan of 8 KB of English prose with no
+// payload in it: the common case.
+func BenchmarkFind(b *testing.B) {
+	d := New(Limits{})
+	s := strings.Repeat("The gateway forwards each tool call to the upstream server after checking the grant, the policy and the arguments. ", 80)[:8<<10]
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		d.Find(s)
+	}
+}
