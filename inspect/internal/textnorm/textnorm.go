@@ -289,30 +289,56 @@ func (n *Normalizer) isPlain(s string) bool {
 }
 
 // plainLower normalises text isPlain accepted: what general computes for it
-// (pass 1 keeps every character, NFKC changes nothing), in one pass.
+// (pass 1 keeps every character, NFKC changes nothing), in one pass. Lower
+// case almost never changes a character's UTF-8 length; when none does and
+// no look-alike is folded, the result is aligned byte for byte with the
+// input and its offset map is the identity (Orig(i) is i), which needs no
+// table.
 func (n *Normalizer) plainLower(s string, track bool) Text {
-	var t Text
 	out := make([]byte, 0, len(s)+len(s)/8)
-	var outOff []int32
-	if track {
-		outOff = make([]int32, 0, cap(out))
-	}
+	aligned := true
 	for j := 0; j < len(s); {
 		if c := s[j]; c < utf8.RuneSelf {
 			out = append(out, n.lower[c])
-			if track {
-				outOff = append(outOff, int32(j))
-			}
 			j++
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[j:])
 		before := len(out)
 		out = utf8.AppendRune(out, lower(r))
-		if track {
-			for k := before; k < len(out); k++ {
-				outOff = append(outOff, int32(j))
-			}
+		aligned = aligned && len(out)-before == size
+		j += size
+	}
+	if track && !aligned {
+		return n.plainLowerMapped(s)
+	}
+	var t Text
+	folded := n.foldHomoglyphs(out, &t)
+	if track && t.Flags.has(FlagHomoglyph) {
+		return n.plainLowerMapped(s)
+	}
+	t.S = string(folded)
+	t.identity = track
+	return t
+}
+
+// plainLowerMapped is plainLower with an offset map for every byte.
+func (n *Normalizer) plainLowerMapped(s string) Text {
+	var t Text
+	out := make([]byte, 0, len(s)+len(s)/8)
+	outOff := make([]int32, 0, cap(out))
+	for j := 0; j < len(s); {
+		if c := s[j]; c < utf8.RuneSelf {
+			out = append(out, n.lower[c])
+			outOff = append(outOff, int32(j))
+			j++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[j:])
+		before := len(out)
+		out = utf8.AppendRune(out, lower(r))
+		for k := before; k < len(out); k++ {
+			outOff = append(outOff, int32(j))
 		}
 		j += size
 	}

@@ -145,9 +145,21 @@ func FuzzNormalize(f *testing.F) {
 		if n.isPlain(s) {
 			for _, track := range []bool{true, false} {
 				fast, slow := n.plainLower(s, track), n.general(s, track)
-				if fast.S != slow.S || fast.Flags != slow.Flags || !slices.Equal(fast.off, slow.off) {
-					t.Fatalf("%q (track %v): plain path gives %q %v %v, general %q %v %v", s, track, fast.S, fast.Flags, fast.off, slow.S, slow.Flags, slow.off)
+				if fast.S != slow.S || fast.Flags != slow.Flags || fast.Mapped() != slow.Mapped() {
+					t.Fatalf("%q (track %v): plain path gives %q %v, general %q %v", s, track, fast.S, fast.Flags, slow.S, slow.Flags)
 				}
+				// Offsets agree wherever a character starts. (An identity map
+				// also answers for the bytes inside one, and maps the end to
+				// the input's end where a table answers one past the last
+				// character's first byte; spans use neither.)
+				for i := 0; track && i < len(fast.S); i++ {
+					if utf8.RuneStart(fast.S[i]) && fast.Orig(i) != slow.Orig(i) {
+						t.Fatalf("%q: plain path maps %d to %d, general to %d", s, i, fast.Orig(i), slow.Orig(i))
+					}
+				}
+			}
+			if m, slow := n.plainLowerMapped(s), n.general(s, true); m.S != slow.S || !slices.Equal(m.off, slow.off) {
+				t.Fatalf("%q: mapped plain path gives %q %v, general %q %v", s, m.S, m.off, slow.S, slow.off)
 			}
 		}
 	})
