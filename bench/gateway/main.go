@@ -247,6 +247,7 @@ type row struct {
 type phase struct {
 	p50, p99 time.Duration
 	rps      float64
+	cpu      time.Duration // the proxy process's CPU time per call; 0: not measured
 }
 
 func measureTarget(ctx context.Context, env *benchEnv, o *options, r *row) (err error) {
@@ -286,16 +287,29 @@ func measurePhase(ctx context.Context, conn *targetConn, c, n, warmup int, messa
 		return phase{}, fmt.Errorf("warm-up: %w", err)
 	}
 	lat := make([]time.Duration, n)
+	cpu0, cpuErr := processCPU(conn.pid)
 	start := time.Now()
 	if err := callMany(ctx, conn.session, params, want, c, n, lat); err != nil {
 		return phase{}, err
 	}
 	wall := time.Since(start)
-	return phase{
+	p := phase{
 		p50: machine.Percentile(lat, 50),
 		p99: machine.Percentile(lat, 99),
 		rps: float64(n) / wall.Seconds(),
-	}, nil
+	}
+	if cpu1, err := processCPU(conn.pid); err == nil && cpuErr == nil {
+		p.cpu = (cpu1 - cpu0) / time.Duration(n)
+	}
+	return p, nil
+}
+
+// processCPU is pid's CPU time so far; an error for no process.
+func processCPU(pid int) (time.Duration, error) {
+	if pid <= 0 {
+		return 0, errors.New("no process")
+	}
+	return machine.ProcessCPU(pid)
 }
 
 // callMany makes n calls from c goroutines sharing one session; lat, when

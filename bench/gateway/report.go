@@ -23,6 +23,7 @@ const (
 type summary struct {
 	p50, p99 time.Duration
 	rps      float64
+	cpu      time.Duration // the proxy process's CPU per call; 0: not measured
 	ok       bool
 }
 
@@ -45,14 +46,16 @@ func (r *row) summary(c int) summary {
 	}
 	p50 := make([]time.Duration, len(ps))
 	p99 := make([]time.Duration, len(ps))
+	cpu := make([]time.Duration, len(ps))
 	rps := make([]float64, len(ps))
 	for i, p := range ps {
-		p50[i], p99[i], rps[i] = p.p50, p.p99, p.rps
+		p50[i], p99[i], cpu[i], rps[i] = p.p50, p.p99, p.cpu, p.rps
 	}
 	slices.Sort(p50)
 	slices.Sort(p99)
+	slices.Sort(cpu)
 	slices.Sort(rps)
-	return summary{p50: p50[len(p50)/2], p99: p99[len(p99)/2], rps: rps[len(rps)/2], ok: true}
+	return summary{p50: p50[len(p50)/2], p99: p99[len(p99)/2], cpu: cpu[len(cpu)/2], rps: rps[len(rps)/2], ok: true}
 }
 
 func (rep *report) find(key string) *row {
@@ -91,7 +94,7 @@ func (rep *report) print(w io.Writer) {
 func (rep *report) cells(r *row, c int) []string {
 	name := r.t.Name()
 	if r.err != nil {
-		return []string{name, r.t.Front(), "", fmt.Sprint(c), "error: " + oneLine(r.err.Error()), "", "", "", ""}
+		return []string{name, r.t.Front(), "", fmt.Sprint(c), "error: " + oneLine(r.err.Error()), "", "", "", "", ""}
 	}
 	s := r.summary(c)
 	d := rep.get("direct", c)
@@ -99,10 +102,16 @@ func (rep *report) cells(r *row, c int) []string {
 	if d.ok && r.key != "direct" {
 		addP50, addP99 = signedMS(s.p50-d.p50), signedMS(s.p99-d.p99)
 	}
-	return []string{name, r.t.Front(), r.protocol, fmt.Sprint(c), ms(s.p50), ms(s.p99), fmt.Sprintf("%.0f", s.rps), addP50, addP99}
+	cpu := "—"
+	if s.cpu > 0 {
+		cpu = us(s.cpu)
+	}
+	return []string{name, r.t.Front(), r.protocol, fmt.Sprint(c), ms(s.p50), ms(s.p99), fmt.Sprintf("%.0f", s.rps), cpu, addP50, addP99}
 }
 
-var headers = []string{"target", "front", "protocol", "c", "p50", "p99", "calls/s", "added p50", "added p99"}
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+var headers = []string{"target", "front", "protocol", "c", "p50", "p99", "calls/s", "proxy CPU/call", "added p50", "added p99"}
 
 func (rep *report) printText(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -112,11 +121,11 @@ func (rep *report) printText(w io.Writer) {
 			fmt.Fprintln(tw, strings.Join(rep.cells(r, c), "\t"))
 		}
 		for _, k := range sortedKeys(rep.notMeasured) {
-			fmt.Fprintf(tw, "%s\tstreamable HTTP + mTLS\t\t%d\t%s\t\t\t\t\n", k, c, rep.notMeasured[k])
+			fmt.Fprintf(tw, "%s\tstreamable HTTP + mTLS\t\t%d\t%s\t\t\t\t\t\n", k, c, rep.notMeasured[k])
 		}
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "added = over direct stdio at the same concurrency")
+	fmt.Fprintln(w, "added = over direct stdio at the same concurrency; proxy CPU/call = the proxy process's own CPU time (user + system, its children excluded) per measured call")
 }
 
 func (rep *report) printMarkdown(w io.Writer) {
@@ -127,7 +136,7 @@ func (rep *report) printMarkdown(w io.Writer) {
 			fmt.Fprintf(w, "| %s |\n", strings.Join(rep.cells(r, c), " | "))
 		}
 		for _, k := range sortedKeys(rep.notMeasured) {
-			fmt.Fprintf(w, "| %s | streamable HTTP + mTLS | | %d | %s | | | | |\n", k, c, rep.notMeasured[k])
+			fmt.Fprintf(w, "| %s | streamable HTTP + mTLS | | %d | %s | | | | | |\n", k, c, rep.notMeasured[k])
 		}
 	}
 }
@@ -188,6 +197,10 @@ func (rep *report) printChecks(w io.Writer) {
 				continue
 			}
 			fmt.Fprintf(w, "  %s adds p50 %s, p99 %s over direct; %.0f calls/s\n", wr.t.Name(), signedMS(wP50), signedMS(wP99), ws.rps)
+			if ptOK && ws.cpu > 0 && pt.cpu > 0 {
+				fmt.Fprintf(w, "    CPU per call in the proxy process: %s, the pass-through's %s (checks: %+.0f µs)\n",
+					us(ws.cpu), us(pt.cpu), float64(ws.cpu-pt.cpu)/float64(time.Microsecond))
+			}
 			if ptOK {
 				cp50, cp99 := ws.p50-pt.p50, ws.p99-pt.p99
 				if k == "warden" {

@@ -39,6 +39,7 @@ type target interface {
 type targetConn struct {
 	session *mcp.ClientSession
 	tool    string // tool name to call (namespaced behind Warden)
+	pid     int    // the proxy's process, whose CPU time is measured (0: none or unknown)
 	stop    func() error
 }
 
@@ -132,7 +133,7 @@ func (p passthroughTarget) Start(ctx context.Context, env *benchEnv) (*targetCon
 		if err != nil {
 			return nil, fmt.Errorf("pass-through (stdio): %w", err)
 		}
-		return &targetConn{session: cs, tool: "echo", stop: cs.Close}, nil
+		return &targetConn{session: cs, tool: "echo", pid: cmd.Process.Pid, stop: cs.Close}, nil
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -163,7 +164,7 @@ func (p passthroughTarget) Start(ctx context.Context, env *benchEnv) (*targetCon
 		_ = stopChild()
 		return nil, fmt.Errorf("pass-through (http): %w", err)
 	}
-	return &targetConn{session: cs, tool: "echo", stop: func() error {
+	return &targetConn{session: cs, tool: "echo", pid: cmd.Process.Pid, stop: func() error {
 		return errors.Join(cs.Close(), stopChild())
 	}}, nil
 }
@@ -197,7 +198,7 @@ func (b bridgeTarget) Start(ctx context.Context, env *benchEnv) (*targetConn, er
 		_ = br.Close()
 		return nil, fmt.Errorf("%s: %w", b.kind, err)
 	}
-	return &targetConn{session: cs, tool: "echo", stop: func() error {
+	return &targetConn{session: cs, tool: "echo", pid: br.PID(), stop: func() error {
 		return errors.Join(cs.Close(), br.Close())
 	}}, nil
 }
@@ -213,6 +214,7 @@ type wardenTarget struct {
 	credsDir  string
 	grantFile string
 	tool      string
+	pid       int // the gateway's process when the harness started it
 }
 
 func (w wardenTarget) Name() string  { return "warden (" + w.label + ")" }
@@ -236,7 +238,7 @@ func (w wardenTarget) Start(ctx context.Context, env *benchEnv) (*targetConn, er
 	if err != nil {
 		return nil, fmt.Errorf("warden at %s: %w", w.url, err)
 	}
-	return &targetConn{session: cs, tool: w.tool, stop: cs.Close}, nil
+	return &targetConn{session: cs, tool: w.tool, pid: w.pid, stop: cs.Close}, nil
 }
 
 // wardenTLS presents the agent's X.509-SVID and accepts only a server whose

@@ -70,7 +70,7 @@ func startWardenHere(mode tier.AuditMode, env *benchEnv) (wardenTarget, func(), 
 		stop()
 		return wardenTarget{}, nil, fmt.Errorf("Warden did not start: %w", err)
 	}
-	return wardenTarget{label: "audit " + string(mode), url: h.URL, credsDir: h.Creds, grantFile: h.Grant, tool: "everything.echo"}, stop, nil
+	return wardenTarget{label: "audit " + string(mode), url: h.URL, credsDir: h.Creds, grantFile: h.Grant, tool: "everything.echo", pid: cmd.Process.Pid}, stop, nil
 }
 
 // runWardenMode is the child.

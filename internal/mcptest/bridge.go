@@ -160,6 +160,9 @@ func (b *Bridge) waitReady(ctx context.Context, url string) error {
 	}
 }
 
+// PID is the bridge's process (not its upstream's).
+func (b *Bridge) PID() int { return b.cmd.Process.Pid }
+
 // Output is the tail of the bridge's stdout and stderr.
 func (b *Bridge) Output() string { return b.out.String() }
 
