@@ -86,9 +86,7 @@ func (c *stdioConn) readLine() ([]byte, error) {
 			return nil, fmt.Errorf("the upstream server sent a message over the %d-byte limit", c.max)
 		}
 		switch {
-		case err == nil && line == nil:
-			return bytes.Clone(chunk[:len(chunk)-1]), nil
-		case err == nil:
+		case err == nil: // appended to nil, the chunk is copied out of the reader's buffer
 			return append(line, chunk[:len(chunk)-1]...), nil
 		case errors.Is(err, bufio.ErrBufferFull):
 			line = append(line, chunk...)
