@@ -134,6 +134,7 @@ func runPassthroughMode(ctx context.Context, front passthroughFront, upstream []
 		return err
 	}
 	defer cs.Close()
+	defer profileCPU("passthrough-" + string(front))()
 	switch front {
 	case frontStdio:
 		if err := srv.Run(ctx, &mcp.StdioTransport{}); err != nil && ctx.Err() == nil {

@@ -150,13 +150,7 @@ func runWardenMode(ctx context.Context, mode tier.AuditMode, stdin io.Reader, st
 	if err := json.NewEncoder(stdout).Encode(wardenHere{URL: "https://" + ln.Addr().String() + "/mcp", Creds: credsDir, Grant: grantFile}); err != nil {
 		return err
 	}
-	if path := os.Getenv("WARDEN_BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path + "." + string(mode))
-		if err == nil {
-			_ = pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
-	}
+	defer profileCPU(string(mode))()
 	_, _ = io.Copy(io.Discard, stdin) // until the parent is done
 	cancel()
 	if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
@@ -183,4 +177,24 @@ func benchAgent(ctx context.Context, d *setup.Deployment, tmp string) (string, s
 	}
 	grantFile := filepath.Join(tmp, "grant.jwt")
 	return credsDir, grantFile, os.WriteFile(grantFile, []byte(g), 0o600)
+}
+
+// profileCPU starts a CPU profile of this process into
+// $WARDEN_BENCH_CPUPROFILE.<name> when that variable is set, and returns
+// what stops it. The children (a Warden, a pass-through) profile themselves,
+// so that their profiles can be compared call for call.
+func profileCPU(name string) (stop func()) {
+	path := os.Getenv("WARDEN_BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path + "." + name)
+	if err != nil {
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
