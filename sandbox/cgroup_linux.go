@@ -161,6 +161,48 @@ func newCgroupV1(mounts map[string]string, id string) (*cgroup, error) {
 	return cg, nil
 }
 
+// staleCgroupAge is how old an empty sandbox cgroup must be before a new
+// launcher removes it. A launch moves its process into its cgroup within
+// milliseconds of creating it, and a running sandbox (a spare init
+// included) is never empty, so an empty one this old belongs to a Warden
+// process that ended without removing it (killed, or crashed).
+const staleCgroupAge = time.Minute
+
+// sweepCgroups removes the sandbox cgroups that earlier processes left
+// behind: empty and older than minAge. The kernel refuses to remove a
+// cgroup that still holds a process, so a live sandbox is never touched.
+// It reports how many directories it removed.
+func sweepCgroups(m cgroupMounts, minAge time.Duration, now time.Time) int {
+	var parents []string
+	if m.V2Available {
+		parents = append(parents, filepath.Join(m.V2, "warden"))
+	} else {
+		for _, mnt := range m.V1 {
+			parents = append(parents, filepath.Join(mnt, "warden"))
+		}
+	}
+	removed := 0
+	for _, parent := range parents {
+		entries, err := os.ReadDir(parent)
+		if err != nil {
+			continue // no sandbox ever ran under this hierarchy
+		}
+		for _, e := range entries {
+			if !e.IsDir() || !strings.HasPrefix(e.Name(), "sandbox-") {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil || now.Sub(fi.ModTime()) < minAge {
+				continue
+			}
+			if unix.Rmdir(filepath.Join(parent, e.Name())) == nil {
+				removed++
+			}
+		}
+	}
+	return removed
+}
+
 // setLimits writes the launch's limits; applied records what took.
 func (cg *cgroup) setLimits(l cgroupLimits) error {
 	if cg.version == 2 {

@@ -44,6 +44,11 @@ type processPlatform struct {
 func (l *Launcher) initPlatform() {
 	if os.Geteuid() == 0 {
 		l.cgroups, l.cgErr = findCgroups("/proc/self/mountinfo")
+		if l.cgErr == nil {
+			if n := sweepCgroups(l.cgroups, staleCgroupAge, time.Now()); n > 0 {
+				l.logger.Info("removed empty sandbox cgroups left by earlier processes", "count", n)
+			}
+		}
 	} else {
 		l.cgErr = errors.New("cgroups need Warden to run as root")
 	}

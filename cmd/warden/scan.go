@@ -170,7 +170,13 @@ func listClientServer(ctx context.Context, sbx *sandbox.Launcher, s supply.Clien
 		if err != nil {
 			return nil, err
 		}
-		defer p.Kill(sandbox.ExitSessionEnd, "scan done")
+		defer func() {
+			p.Kill(sandbox.ExitSessionEnd, "scan done")
+			// Wait returns once the sandbox (its cgroup, its scratch
+			// directory) is removed; the command exits right after, and
+			// without waiting every scanned server left its cgroups behind.
+			p.Wait()
+		}()
 		t = &mcp.IOTransport{Reader: p.Stdout(), Writer: p.Stdin()}
 	} else {
 		c := exec.CommandContext(ctx, args[0], args[1:]...)
