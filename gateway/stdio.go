@@ -41,7 +41,6 @@ type stdioConn struct {
 
 	wmu sync.Mutex
 	w   io.WriteCloser
-	out []byte // Write's buffer, under wmu
 
 	max       int
 	closeOnce sync.Once
@@ -141,13 +140,10 @@ func (c *stdioConn) Write(ctx context.Context, msg jsonrpc.Message) error {
 	if err != nil {
 		return fmt.Errorf("encoding a message for the upstream server: %w", err)
 	}
+	data = append(data, '\n')
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.out = append(append(c.out[:0], data...), '\n')
-	_, err = c.w.Write(c.out)
-	if cap(c.out) > 64<<10 {
-		c.out = nil // do not keep one large message's buffer
-	}
+	_, err = c.w.Write(data)
 	return err
 }
 
