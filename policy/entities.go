@@ -259,11 +259,16 @@ func groupUIDs(groups []string) []types.EntityUID {
 
 func serverUID(s string) types.EntityUID { return types.NewEntityUID(TypeServer, types.String(s)) }
 
-func (t Tool) entity() (types.Entity, error) {
-	if err := errors.Join(
+// checkID checks the strings that make the tool's id.
+func (t Tool) checkID() error {
+	return errors.Join(
 		checkString("tool server", t.Server, true),
 		checkString("tool name", t.Name, true),
-	); err != nil {
+	)
+}
+
+func (t Tool) entity() (types.Entity, error) {
+	if err := t.checkID(); err != nil {
 		return types.Entity{}, err
 	}
 	labels := t.Labels

@@ -43,7 +43,7 @@ func DecisionEvent(req Request, d Decision) events.Event {
 			// Every call's decision names its tool: the event needs the
 			// tool's id, not the Cedar entity (attributes, label set)
 			// that building would cost a quarter of a decision.
-			if checkString("tool server", tool.Server, true) == nil && checkString("tool name", tool.Name, true) == nil {
+			if tool.checkID() == nil {
 				w.Tool = tool.ID()
 				e.Resources = []events.Resource{{UID: w.Tool, Type: "tool"}}
 			}
