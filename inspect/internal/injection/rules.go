@@ -56,6 +56,10 @@ type Rule struct {
 const (
 	builtinNone   = iota
 	builtinRepeat // a word repeated at least 8 times in a row
+	// builtinRepeatWord is builtinRepeat when the word is a word of prose
+	// (letters only, not a literal like true or null): code and escape
+	// tables repeat tokens, text does not repeat words eight times.
+	builtinRepeatWord
 )
 
 // StrongScore is the least score text gets when a Strong rule matches it.
@@ -120,11 +124,21 @@ func DefaultRules() []Rule {
 	ignoreVerb := `(?:ignore|ignoring|disregard|forget|overlook|skip|bypass|override|neglect|abandon|discard|set aside|pay no attention to|do not follow|don't follow|stop following)`
 	prior := `(?:previous|prior|above|earlier|preceding|initial|original|former|old|all|any|every|your|the|those|these|my|system|developer)`
 	instr := `(?:instruction|directive|rule|guideline|prompt|command|order|context|constraint|restriction|programming|polic|guidance|message|task|safeguard|filter|told|said|taught)`
+	// The strong form names the model's own earlier instructions; the broad
+	// form ("ignore the error message", "bypass any filter") is only a
+	// feature: ordinary requests say that too.
+	priorStrong := `(?:previous|prior|above|earlier|preceding|initial|original|former|all|your|system|developer|those|these|my)`
+	instrStrong := `(?:instruction|directive|rule|guideline|prompt|command|programming|polic|guidance|told|said|taught)`
+	overrideTriggers := strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard")
+	overrideStems := []string{"set aside", "pay no attention", "don't follow", "do not follow", "stop following"}
 	return []Rule{
 		{ID: "override_instructions", Reason: "asks to ignore earlier instructions", Strong: true,
-			Triggers: strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard"),
-			Stems:    []string{"set aside", "pay no attention", "don't follow", "do not follow", "stop following"},
-			Pattern:  ignoreVerb + `\b[^.\n]{0,48}?\b` + prior + `\b[^.\n]{0,48}?\b` + instr},
+			Triggers: overrideTriggers, Stems: overrideStems,
+			Pattern: ignoreVerb + `\b[^.\n]{0,48}?\b` + priorStrong + `\b[^.\n]{0,48}?\b` + instrStrong +
+				`|(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:above|foregoing)\s*(?:and\b|,)`},
+		{ID: "override_broad", Reason: "asks to ignore a rule, filter or message",
+			Triggers: overrideTriggers, Stems: overrideStems,
+			Pattern: ignoreVerb + `\b[^.\n]{0,48}?\b` + prior + `\b[^.\n]{0,48}?\b` + instr},
 		{ID: "new_instructions", Reason: "announces replacement instructions", Strong: true,
 			Triggers: strings.Fields("new updated real actual true revised additional secret hidden"), Window: 48,
 			Near:    strings.Fields("instructions instruction directives directive tasks task objectives objective orders order rules rule"),
@@ -140,7 +154,7 @@ func DefaultRules() []Rule {
 		{ID: "prompt_extraction", Reason: "asks for the system prompt or secrets",
 			Triggers: strings.Fields("reveal print show tell repeat output display share leak give disclose write spell recite what"), Window: 96,
 			Near:    strings.Fields("prompt instructions rules password passwords passphrase key credentials confidential"),
-			Pattern: `\b(?:reveal|print|show|tell|repeat|output|display|share|leak|give|disclose|write|spell|recite|what\s+(?:is|are|was|were))\b[^.\n]{0,40}\b(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|original\s+prompt|your\s+(?:prompt|instructions|rules)|(?:secret|api|private)\s+key|password|credentials|confidential)`},
+			Pattern: `\b(?:reveal|print|show|tell|repeat|output|display|share|leak|give|disclose|write|spell|recite|what\s+(?:is|are|was|were))\b[^.\n]{0,40}\b(?:system\s+prompt|initial\s+prompt|hidden\s+prompt|original\s+prompt|your\s+(?:prompt|instructions|rules)|(?:secret|api|private)\s+key|password|passphrase|secret\s+(?:code|word|phrase|string)|credentials|confidential)`},
 		{ID: "chat_template", Reason: "contains chat-template control tokens", Strong: true,
 			Stems:       []string{"<|", "<im_", "<system", "<user", "<assistant", "<endoftext", "<start_header", "<eot", "[inst]", "[/inst]", "<<", "##", "system:", "assistant:", "system :", "assistant :"},
 			StemsInside: true, Window: 64,
@@ -161,7 +175,15 @@ func DefaultRules() []Rule {
 			Pattern:  `\b(?:decode|decipher|base64|rot13|rot-13|encoded)\b[^.\n]{0,60}\b(?:follow|execute|do|obey|instructions?|respond|answer)\b`},
 		{ID: "fake_dialogue", Reason: "embeds a scripted question-and-answer dialogue (many-shot steering)", Strong: true,
 			Func: fakeDialogue()},
+		{ID: "payload_splitting", Reason: "splits a request into quoted pieces to be joined (payload splitting)", Strong: true,
+			Func: payloadSplitting},
 		{ID: "repeated_token", Reason: "repeats a token many times (repeated-token attack)", Builtin: builtinRepeat},
+		{ID: "repeated_word", Reason: "repeats a word many times (repeated-token attack)", Strong: true, Builtin: builtinRepeatWord},
+		{ID: "dismiss_then_ask", Reason: "opens by dismissing what came before, then asks for something else", Strong: true,
+			Func: dismissThenAsk},
+		{ID: "despite_instructions", Reason: "acknowledges an instruction, then asks to break it",
+			Triggers: []string{"know"}, Window: 160,
+			Pattern: `\bknow\s+(?:that\s+)?you(?:'ve|\s+have)?\s+(?:said|told\s+me|were\s+told|been\s+told|are\s+not\s+supposed|aren't\s+supposed|can't|cannot|shouldn't|should\s+not)\b[^.\n]{0,100}\bbut\b`},
 		{ID: "pig_latin", Reason: "text written in pig latin (token smuggling)", Strong: true, Func: pigLatin, NonASCII: false},
 		{ID: "authority_claim", Reason: "claims authority or a special mode to get compliance",
 			Triggers: strings.Fields("i i'm as entering enter activate activating enable enabling switch switching now"), Window: 64,
@@ -169,8 +191,8 @@ func DefaultRules() []Rule {
 			Pattern: `\b(?:i\s+am|i'm|as)\s+(?:an?\s+|the\s+|your\s+)?(?:ai\s+developed\s+by|developer|creator|administrator|admin|system\s+administrator|president|ceo|owner|law\s+enforcement|police|fbi|security\s+(?:team|auditor|officer|researcher)|renowned|expert|certified)\b|\b(?:entering|enter|activate|activating|enable|enabling|switch(?:ing)?\s+to|now\s+in)\b[^.\n]{0,40}\bmode\b`},
 		{ID: "user_data_request", Reason: "asks for the user's private data",
 			Triggers: strings.Fields("where the social credit passphrase users user customers customer"), Window: 64,
-			Near:    strings.Fields("live living located reside currently user's email address location password phone birth ssn social credit account name data personal home security card number their passphrase"),
-			Pattern: `\bwhere\s+(?:does|is|do)\s+(?:the\s+)?users?\s+(?:live|living|located|currently|reside)|\bthe\s+user's\s+(?:email|address|location|password|phone|birth|ssn|social|credit|account|full\s+name|data|personal|home)|\b(?:social\s+security|credit\s+card)\s+number|\bpassphrase\b|\b(?:users?|customers?)\s+(?:and\s+their|personal|private)\s+\w+`},
+			Near:    strings.Fields("live living located reside currently current city residence user's email address location password phone birth ssn social credit account name data personal home security card number their passphrase"),
+			Pattern: `\bwhere\s+(?:does|is|do)\s+(?:the\s+)?users?\s+(?:live|living|located|currently|reside)|\bthe\s+user's\s+(?:current\s+)?(?:email|address|location|city|residence|password|phone|birth|ssn|social|credit|account|full\s+name|data|personal|home)|\b(?:social\s+security|credit\s+card)\s+number|\bpassphrase\b|\b(?:users?|customers?)\s+(?:and\s+their|personal|private)\s+\w+`},
 		{ID: "hypothetical_framing", Reason: "wraps a sensitive request in a hypothetical world",
 			Triggers: strings.Fields("imagine pretend suppose hypothetically roleplay role-play"),
 			Stems:    []string{"let's say", "in a world", "in a universe", "in a scenario", "in a parallel"},
@@ -197,15 +219,15 @@ func multilingualVariants() []Variant {
 		stems   []string
 		pattern string
 	}{
-		{[]string{"ignor", "oubli"}, `(?:ignor(?:e[zr]?|ez)|oubli(?:e[zr]?))\s+(?:toutes\s+)?(?:les\s+|vos\s+)?(?:instructions|consignes|directives|règles)`},
-		{[]string{"ignor", "olvid"}, `(?:ignora|olvida|olvide|ignore)\s+(?:todas\s+)?(?:las\s+|tus\s+|sus\s+)?(?:instrucciones|indicaciones|reglas)`},
-		{[]string{"ignor", "esqueç", "esquec", "desconsider"}, `(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:todas\s+)?(?:as\s+)?(?:instruções|instrucoes|regras)`},
-		{[]string{"ignorier", "vergiss", "vergessen", "missacht"}, `(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie|missachte)\s+(?:alle\s+)?(?:vorherigen|bisherigen|vorigen|obigen|deine|ihre)?\s*(?:anweisungen|instruktionen|regeln|befehle)`},
-		{[]string{"ignora", "dimentic"}, `(?:ignora|dimentica|ignorate|dimenticate)\s+(?:tutte\s+)?(?:le\s+)?(?:istruzioni|indicazioni|regole)`},
+		{[]string{"ignor", "oubli"}, `(?:ignor(?:e[zr]?|ez)|oubli(?:e[zr]?))\s+(?:(?:toutes?|tous|les|vos|tes|ces|précédentes|antérieures)\s+){0,3}(?:instructions|consignes|directives|règles)|ignor(?:e[zr]?|ez)\s+(?:tout\s+)?ce\s+qui\s+précède`},
+		{[]string{"ignor", "olvid"}, `(?:ignora|olvida|olvide|ignore)\s+(?:(?:todas|las|tus|sus|anteriores|previas)\s+){0,3}(?:instrucciones|indicaciones|reglas)|(?:ignora|olvida)\s+(?:todo\s+)?lo\s+anterior`},
+		{[]string{"ignor", "esqueç", "esquec", "desconsider"}, `(?:ignore|ignora|esqueça|esqueca|desconsidere)\s+(?:(?:todas|as|suas|tuas|anteriores|prévias)\s+){0,3}(?:instruções|instrucoes|regras)|(?:ignore|ignora|esqueça|desconsidere)\s+(?:tudo\s+)?o\s+(?:acima|anterior)`},
+		{[]string{"ignorier", "vergiss", "vergessen", "missacht"}, `(?:ignoriere|ignorieren\s+sie|vergiss|vergessen\s+sie|missachte)\s+(?:(?:alle|die|deine|ihre|vorherigen|bisherigen|vorigen|obigen|früheren|vorangegangenen|sämtliche)\s+){0,3}(?:anweisungen|instruktionen|regeln|befehle)|(?:ignoriere|ignorieren\s+sie|vergiss)\s+(?:alles\s+)?(?:das\s+obige|oben\s+gesagte|alles\s+oben)`},
+		{[]string{"ignora", "dimentic"}, `(?:ignora|dimentica|ignorate|dimenticate)\s+(?:(?:tutte|le|tue|sue|precedenti)\s+){0,3}(?:istruzioni|indicazioni|regole)|(?:ignora|dimentica)\s+(?:tutto\s+)?(?:quanto|ciò\s+che\s+è)\s+(?:sopra|scritto\s+sopra)`},
 		{[]string{"игнор", "забуд", "не обраща"}, `(?:игнорир\pL*|забуд\pL*|не\s+обраща\pL*\s+внимани\pL*\s+на)\s+(?:все\s+)?(?:предыдущ\pL+|прежн\pL+|ранее\s+\pL+|свои|ваши)?\s*(?:инструкци\pL*|указани\pL*|правил\pL*)`},
 		{[]string{"忽略", "无视", "忘记", "忘掉", "不要理会", "忽视"}, `(?:忽略|无视|忘记|忘掉|不要理会|忽视)[^。\n]{0,12}(?:指令|指示|说明|规则|提示)`},
 		{[]string{"無視", "忘れ"}, `(?:指示|命令|ルール|指令)[^。\n]{0,8}(?:無視|忘れ)`},
-		{[]string{"무시", "잊어"}, `(?:지시|명령|지침|규칙)[^.\n]{0,10}(?:무시|잊어)`},
+		{[]string{"무시", "잊어"}, `(?:지시|명령|지침|규칙|위의\s*내용)[^.\n]{0,10}(?:무시|잊어)`},
 		{[]string{"अनदेखा", "नज़रअंदाज़", "नजरअंदाज", "भूल"}, `(?:निर्देश|निर्देशों|आदेश|नियम)[^।\n]{0,20}(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल)`},
 		{[]string{"تجاهل", "انس"}, `(?:تجاهل|انس|اتجاهل)[^.\n]{0,20}(?:التعليمات|الإرشادات|الأوامر|القواعد)`},
 		{[]string{"yok say", "görmezden", "unut", "dikkate alma"}, `(?:talimat\pL*|kural\pL*|komut\pL*)[^.\n]{0,20}(?:yok\s+say|görmezden\s+gel|unut|dikkate\s+alma)`},
@@ -514,6 +536,10 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 			if t.rep[1] > 0 {
 				locs = [][2]int{t.rep}
 			}
+		case r.Builtin == builtinRepeatWord:
+			if t.rep[1] > 0 && proseWord(s[t.rep[0]:t.rep[1]]) {
+				locs = [][2]int{t.rep}
+			}
 		case r.Variants != nil:
 			lastEnd := -1
 			for k := 0; k < int(t.n[i]); k++ {
@@ -738,6 +764,166 @@ func pigLatin(s string) [][2]int {
 	})
 	if ay >= 4 && ay*10 >= n*6 {
 		return [][2]int{{first, last}}
+	}
+	return nil
+}
+
+// payloadSplitting finds a request cut into quoted pieces assigned to short
+// names and then joined (c = "…" a = "…" b = "…" … z = a + b + c), the
+// payload-splitting attack, in any language: three such assignments, or two
+// and a sum of names, within a few hundred bytes. Code assigns strings
+// too, but rarely to three one-letter names in a row with spaces around the
+// equals sign.
+func payloadSplitting(s string) [][2]int {
+	const splitSpan = 600 // bytes from the first assignment to the last
+	assigned, sum, first, last := 0, false, -1, 0
+	for i := 0; assigned < 8; i++ {
+		k := strings.IndexByte(s[i:], '=')
+		if k < 0 {
+			break
+		}
+		i += k
+		if i+1 < len(s) && s[i+1] == '=' || i > 0 && strings.IndexByte("=!<>:+-*/", s[i-1]) >= 0 {
+			continue // ==, !=, <=, :=, +=, ...
+		}
+		if (i == 0 || s[i-1] != ' ') && (i+1 == len(s) || s[i+1] != ' ') {
+			continue // attributes (<key id="…">) and query strings, not prose
+		}
+		st, ok := shortName(s, i)
+		if !ok {
+			continue
+		}
+		if first >= 0 && st-first > splitSpan {
+			assigned, sum, first = 0, false, -1 // too far apart: start again
+		}
+		j := i + 1
+		for j < len(s) && s[j] == ' ' {
+			j++
+		}
+		switch {
+		case quoteAt(s, j):
+			assigned++
+			if first < 0 {
+				first = st
+			}
+			last = j + 1
+		default:
+			// z = a + b: a short name, then a plus sign.
+			e, ok := nameAfter(s, j)
+			for e < len(s) && s[e] == ' ' {
+				e++
+			}
+			if ok && e < len(s) && s[e] == '+' {
+				sum = true
+				last = max(last, e+1)
+			}
+		}
+	}
+	if assigned >= 3 || assigned >= 2 && sum {
+		return [][2]int{{first, last}}
+	}
+	return nil
+}
+
+// shortName reports whether the '=' at i follows a name of one to three
+// letters standing on its own (spaces between allowed), and where it starts.
+func shortName(s string, i int) (int, bool) {
+	j := i
+	for j > 0 && s[j-1] == ' ' {
+		j--
+	}
+	st, n := j, 0
+	for st > 0 && n < 4 {
+		r, size := utf8.DecodeLastRuneInString(s[:st])
+		if !isWordRune(r) || '0' <= r && r <= '9' {
+			break
+		}
+		st -= size
+		n++
+	}
+	if n == 0 || n > 3 {
+		return 0, false
+	}
+	return st, st == 0 || strings.IndexByte(" \n\t:,;(", s[st-1]) >= 0
+}
+
+// nameAfter is shortName forwards: a name of one to three letters at j.
+func nameAfter(s string, j int) (int, bool) {
+	e, n := j, 0
+	for e < len(s) && n < 4 {
+		r, size := utf8.DecodeRuneInString(s[e:])
+		if !isWordRune(r) || '0' <= r && r <= '9' {
+			break
+		}
+		e += size
+		n++
+	}
+	return e, n > 0 && n <= 3
+}
+
+// quoteAt reports an opening quotation mark at j: straight, curly or
+// guillemet.
+func quoteAt(s string, j int) bool {
+	if j >= len(s) {
+		return false
+	}
+	if s[j] == '"' || s[j] == '\'' {
+		return true
+	}
+	for _, q := range []string{"“", "„", "«", "「"} {
+		if strings.HasPrefix(s[j:], q) {
+			return true
+		}
+	}
+	return false
+}
+
+// proseWord reports whether the first token of a repeated run is a word of
+// prose: two or more letters and nothing else (the trigger scan's words may
+// carry punctuation of other scripts, as in "%s、"), and not a literal of
+// code.
+func proseWord(run string) bool {
+	end, n := 0, 0
+	for end < len(run) && run[end] != ' ' && run[end] != '\n' && run[end] != '\t' {
+		r, size := utf8.DecodeRuneInString(run[end:])
+		if !isWordRune(r) || '0' <= r && r <= '9' {
+			return false
+		}
+		end += size
+		n++
+	}
+	switch run[:end] {
+	case "true", "false", "null", "nil", "none", "undefined", "nan":
+		return false
+	}
+	return n >= 2
+}
+
+// dismissals open a message that drops what came before ("Forget about
+// that, can you …"), in the development set's languages.
+var dismissals = []string{
+	"forget about that", "forget about it", "forget that", "forget it", "forget all that", "forget everything",
+	"forget this", "oublie ça", "oubliez ça", "oublie cela", "oubliez cela", "olvida eso", "olvídalo", "olvide eso",
+	"vergiss das", "vergessen sie das", "esqueça isso", "esquece isso", "esqueça isto", "lascia perdere",
+	"dimentica tutto", "dimenticalo", "забудь об этом", "забудьте об этом", "забудь это", "забудьте это",
+}
+
+// dismissThenAsk matches a text that opens with a dismissal followed by
+// punctuation and a further request. Only the start of the text counts: in
+// the middle of a message the same words are ordinary.
+func dismissThenAsk(s string) [][2]int {
+	i := 0
+	for i < len(s) && (s[i] == ' ' || s[i] == '\n' || s[i] == '"' || s[i] == '\'') {
+		i++
+	}
+	for _, d := range dismissals {
+		if !strings.HasPrefix(s[i:], d) {
+			continue
+		}
+		e := i + len(d)
+		if e < len(s) && strings.IndexByte(",.!;:", s[e]) >= 0 && len(strings.TrimSpace(s[e+1:])) >= 10 {
+			return [][2]int{{i, e}}
+		}
 	}
 	return nil
 }

@@ -39,6 +39,9 @@ type doc struct {
 	w      float64 // sample weight
 	fold   int     // dev_tune fold, -1 otherwise
 	chunks []injection.Chunk
+	// strong: a Strong rule matched, which lifts the detector's score to
+	// injection.StrongScore whatever the model says (inspect.Detector).
+	strong bool
 }
 
 type params struct {
@@ -143,6 +146,9 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 		a := an.Analyze(r.Text)
 		d := &doc{row: r, y: float64(r.Label), w: w, fold: fold}
 		for _, u := range a.Units {
+			for _, h := range u.Hits {
+				d.strong = d.strong || rs.Rules()[h.Rule].Strong
+			}
 			for _, c := range u.Chunks {
 				c.Idx = append([]uint32(nil), c.Idx...)
 				d.chunks = append(d.chunks, c)
@@ -203,7 +209,12 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 	a, b := platt(oof, oofDocs)
 	cal := make([]float64, len(oof))
 	for i, z := range oof {
+		// Scored as the detector scores: a Strong rule's match lifts the
+		// score, so the threshold is chosen over what will be deployed.
 		cal[i] = sigmoid(a*z + b)
+		if oofDocs[i].strong {
+			cal[i] = max(cal[i], injection.StrongScore)
+		}
 	}
 	thr := chooseThreshold(cal, oofDocs, maxFPR, maxNI)
 	report(log, "out-of-fold dev_tune", cal, oofDocs, thr)
