@@ -156,7 +156,7 @@ func loadSegment(s segment, want int64, covered uint64) (segInfo, error) {
 			if cerr != nil {
 				return info, cerr
 			}
-			info.torn = t
+			info.torn = t // nil: the space after the last record is unused
 			break
 		}
 		if rec.Index != expected {
@@ -174,8 +174,10 @@ func loadSegment(s segment, want int64, covered uint64) (segInfo, error) {
 	return info, nil
 }
 
-// tornOrCorrupt decides whether a damaged record at off is a torn last write
-// (safe to discard: never acknowledged, never signed) or damage to the log.
+// tornOrCorrupt decides whether what follows the last whole record at off
+// is unused space (nil, nil: zeros, as the writer allocates ahead), a torn
+// last write (safe to discard: never acknowledged, never signed) or damage
+// to the log.
 func tornOrCorrupt(f *os.File, off, size int64, index, covered uint64, last bool, cause error) (*torn, error) {
 	if !last {
 		return nil, &CorruptError{Index: index, Reason: fmt.Sprintf("record damaged (%v) inside a sealed segment", cause)}
@@ -190,6 +192,12 @@ func tornOrCorrupt(f *os.File, off, size int64, index, covered uint64, last bool
 	rest := make([]byte, n)
 	if _, err := f.ReadAt(rest, off); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("reading audit segment tail: %w", err)
+	}
+	if allZero(rest) {
+		// No record has a zero length: nothing was written here (or what
+		// was is lost, which a crash beyond the checkpoint may do either
+		// way). Either way no record is discarded.
+		return nil, nil
 	}
 	if _, ok := resyncAfter(rest, index); ok {
 		return nil, &CorruptError{Index: index, Reason: fmt.Sprintf("record damaged (%v) but whole records follow it: not a torn write", cause)}
@@ -216,4 +224,19 @@ func readRecordAt(f io.ReaderAt, off int64) (Record, int, error) {
 
 func idxPathOf(segPath string) string {
 	return segPath[:len(segPath)-len(".seg")] + ".idx"
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -64,9 +64,13 @@ type Log struct {
 	st stats
 
 	// Owned by the committer goroutine.
-	seg        *os.File
-	segFirst   uint64
-	segSize    int64
+	seg      *os.File
+	segFirst uint64
+	segSize  int64
+	// segAlloc is the segment file's size: space allocated ahead of its
+	// records (see prealloc); segSize <= segAlloc.
+	segAlloc   int64
+	noPrealloc bool // the file system cannot allocate ahead
 	idx        *os.File
 	idxBuf     []byte
 	idxWrote   int64
@@ -498,6 +502,7 @@ func (l *Log) commit(items []pending) error {
 		l.lastLogged = lastLogged
 		l.segSize = segStart
 		_ = l.seg.Truncate(segStart) // best effort; repair retries
+		l.segAlloc = segStart
 		l.fail(err)
 		return err
 	}
@@ -514,9 +519,56 @@ func (l *Log) commit(items []pending) error {
 }
 
 func (l *Log) writeSegment(b []byte, off int64) error {
+	l.prealloc(off + int64(len(b)))
 	if _, err := l.seg.WriteAt(b, off); err != nil {
 		return fmt.Errorf("writing audit segment: %w", err)
 	}
+	return nil
+}
+
+// preallocStep is how far ahead of its records a segment's space is
+// allocated. A write that grows a file makes the next fdatasync commit the
+// inode's new size through the journal as well as the data; a write into
+// space already allocated does not. Measured on this project's machines
+// (ext4), a 300-byte append with fdatasync takes 150 µs p50, the same write
+// into allocated space 90 µs: that is the wait of every sync-mode event.
+// Readers take the zeros after the last record for unused space (see
+// tornOrCorrupt), and the segment is cut to its records when it is sealed
+// or the log is closed.
+const preallocStep = 1 << 20
+
+// prealloc makes sure the segment file's space reaches need, allocating a
+// step at a time. It is best effort: where the file system cannot allocate
+// ahead the log appends as before, and a full disk fails the write itself.
+func (l *Log) prealloc(need int64) {
+	if l.noPrealloc || need <= l.segAlloc {
+		return
+	}
+	to := (need + preallocStep - 1) / preallocStep * preallocStep
+	switch err := unix.Fallocate(int(l.seg.Fd()), 0, l.segAlloc, to-l.segAlloc); {
+	case err == nil:
+		l.segAlloc = to
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
+		l.noPrealloc = true
+		l.log.Debug("audit: the file system cannot allocate segment space ahead; appending", "err", err)
+	}
+}
+
+// trimSegment cuts the space allocated ahead off the segment, so that a
+// sealed or closed segment ends with its last record, and makes the new
+// size durable.
+func (l *Log) trimSegment() error {
+	if l.segAlloc <= l.segSize {
+		return nil
+	}
+	if err := l.seg.Truncate(l.segSize); err != nil {
+		return fmt.Errorf("trimming audit segment: %w", err)
+	}
+	l.segAlloc = l.segSize
+	if err := l.seg.Sync(); err != nil {
+		return fmt.Errorf("trimming audit segment: %w", err)
+	}
+	l.dirty = false
 	return nil
 }
 
@@ -545,6 +597,7 @@ func (l *Log) repair() {
 	if err := l.seg.Truncate(l.segSize); err != nil {
 		return
 	}
+	l.segAlloc = l.segSize
 	if err := unix.Fdatasync(int(l.seg.Fd())); err != nil {
 		return
 	}
@@ -616,6 +669,9 @@ func (l *Log) roll() error {
 	if err := l.flushDerived(true); err != nil {
 		return err
 	}
+	if err := l.trimSegment(); err != nil {
+		return err
+	}
 	if l.dirty {
 		if err := l.syncSegment(); err != nil {
 			return err
@@ -629,7 +685,7 @@ func (l *Log) roll() error {
 	l.seg.Close()
 	l.idx.Close()
 	l.seg, l.idx = seg, idx
-	l.segFirst, l.segSize, l.idxWrote = first, int64(len(segMagic)), 0
+	l.segFirst, l.segSize, l.segAlloc, l.idxWrote = first, int64(len(segMagic)), int64(len(segMagic)), 0
 	return nil
 }
 
@@ -681,6 +737,9 @@ func (l *Log) closeFiles() error {
 	var errs []error
 	if l.seg != nil && l.idx != nil && l.tree != nil && l.tree.f != nil {
 		errs = append(errs, l.flushDerived(true))
+	}
+	if l.seg != nil && l.failed.Load() == nil {
+		errs = append(errs, l.trimSegment())
 	}
 	if l.seg != nil {
 		errs = append(errs, l.seg.Close())

@@ -40,7 +40,7 @@ func (l *Log) recover(ctx context.Context) (*torn, error) {
 		if err != nil {
 			return nil, err
 		}
-		l.seg, l.idx, l.segFirst, l.segSize = seg, idx, 0, int64(len(segMagic))
+		l.seg, l.idx, l.segFirst, l.segSize, l.segAlloc = seg, idx, 0, int64(len(segMagic)), int64(len(segMagic))
 	} else {
 		for i := range st.segs {
 			if err := fixIndex(&st.segs[i]); err != nil {
@@ -74,6 +74,13 @@ func (l *Log) recover(ctx context.Context) (*torn, error) {
 				return nil, fmt.Errorf("truncating a torn write: %w", err)
 			}
 		}
+		// Space allocated ahead (zeros after the last record) is kept.
+		segStat, err := seg.Stat()
+		if err != nil {
+			seg.Close()
+			return nil, fmt.Errorf("opening audit segment: %w", err)
+		}
+		l.segAlloc = max(segStat.Size(), l.segSize)
 		l.idx, err = os.OpenFile(idxPathOf(last.path), os.O_RDWR, 0o600)
 		if err != nil {
 			seg.Close()

@@ -56,7 +56,6 @@ func TestTornTailIsTruncatedAndRecorded(t *testing.T) {
 			r[len(r)-1] ^= 0xff
 			return r
 		}},
-		{"zeros from a lost page", func(t *testing.T) []byte { return make([]byte, 4096) }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -94,6 +93,59 @@ func TestTornTailIsTruncatedAndRecorded(t *testing.T) {
 				t.Fatalf("record 20 is %s, want the truncation finding", rec.Event)
 			}
 		})
+	}
+}
+
+// Zeros after the last record are space the writer allocated ahead (or a
+// page a crash lost before anything was acknowledged in it): no record is
+// there, so nothing is reported and the log goes on after its last record.
+func TestZeroTailIsUnusedSpace(t *testing.T) {
+	key := testKey(t)
+	v := verifierFor(t, key)
+	dir := t.TempDir()
+	l := openLog(t, dir, testOptions(key, tier.AuditSync))
+	emitN(t, l, 0, 20)
+	closeLog(t, l)
+	appendFile(t, segPath(dir), make([]byte, 3*4096))
+
+	rep, err := Verify(context.Background(), dir, VerifyOptions{Verifier: v})
+	if err != nil || rep.Size != 20 || rep.TornBytes != 0 {
+		t.Fatalf("Verify = %+v, %v; want 20 records and no torn tail", rep, err)
+	}
+	l = openLog(t, dir, testOptions(key, tier.AuditSync))
+	emitN(t, l, 20, 5)
+	closeLog(t, l)
+	rep, err = Verify(context.Background(), dir, VerifyOptions{Verifier: v})
+	if err != nil || rep.Size != 25 || rep.TornBytes != 0 {
+		t.Fatalf("Verify after appending = %+v, %v; want 25 records (no truncation finding)", rep, err)
+	}
+}
+
+// A segment's space is allocated ahead of its records while the log is
+// open, and a closed log's segment ends with its last record.
+func TestSegmentSpaceIsAllocatedAheadAndTrimmed(t *testing.T) {
+	key := testKey(t)
+	dir := t.TempDir()
+	l := openLog(t, dir, testOptions(key, tier.AuditSync))
+	emitN(t, l, 0, 10)
+	fi, err := os.Stat(segPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size()%preallocStep != 0 {
+		t.Logf("segment is %d bytes while open: this file system does not allocate ahead", fi.Size())
+	}
+	closeLog(t, l)
+	fi, err = os.Stat(segPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(segPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() >= preallocStep || len(b) > 0 && b[len(b)-1] == 0 && allZero(b[len(b)-8:]) {
+		t.Fatalf("closed segment is %d bytes and ends in zeros; want it cut to its records", fi.Size())
 	}
 }
 

@@ -311,8 +311,8 @@ func (s *streamer) segment(ctx context.Context, sg segment, last bool, covered u
 		expected := s.size()
 		if err != nil {
 			t, cerr := tornOrCorrupt(f, off, fi.Size(), expected, covered, last, err)
-			if cerr != nil {
-				return 0, cerr
+			if cerr != nil || t == nil {
+				return 0, cerr // nil, nil: unused space after the last record
 			}
 			return t.bytes, nil
 		}
