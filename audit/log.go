@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -188,10 +187,9 @@ func (l *Log) Emit(ctx context.Context, e events.Event) error {
 	if errp := l.failed.Load(); errp != nil {
 		return fmt.Errorf("audit log cannot record: %w", *errp)
 	}
-	payload, err := json.Marshal(&e)
-	if err != nil {
-		return fmt.Errorf("audit: encoding event: %w", err)
-	}
+	// AppendJSON writes what json.Marshal would, without its reflection
+	// (this is on every tool call's path); 1 KiB holds a decision event.
+	payload := e.AppendJSON(make([]byte, 0, 1<<10))
 	if len(payload) > l.opts.MaxEventBytes {
 		return fmt.Errorf("audit: event of %d bytes exceeds the %d-byte limit", len(payload), l.opts.MaxEventBytes)
 	}
