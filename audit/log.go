@@ -188,8 +188,9 @@ func (l *Log) Emit(ctx context.Context, e events.Event) error {
 		return fmt.Errorf("audit log cannot record: %w", *errp)
 	}
 	// AppendJSON writes what json.Marshal would, without its reflection
-	// (this is on every tool call's path); 1 KiB holds a decision event.
-	payload := e.AppendJSON(make([]byte, 0, 1<<10))
+	// (this is on every tool call's path); 2 KiB holds a tool call's
+	// decision event (1.1 KiB) in one allocation.
+	payload := e.AppendJSON(make([]byte, 0, 2<<10))
 	if len(payload) > l.opts.MaxEventBytes {
 		return fmt.Errorf("audit: event of %d bytes exceeds the %d-byte limit", len(payload), l.opts.MaxEventBytes)
 	}

@@ -1,15 +1,16 @@
 package events
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
+	"unicode/utf8"
 )
 
 // AppendJSON appends the event's JSON to dst, byte for byte what
 // json.Marshal(&e) writes: the same field order, omitempty rules, sorted
 // Attrs keys and string escaping (HTML characters, U+2028 and U+2029
-// escaped, invalid UTF-8 as U+FFFD).
+// escaped, invalid UTF-8 as U+FFFD; appendQuoted is encoding/json's
+// appendString).
 //
 // Why: the audit log encodes one event per decision, on the call's path,
 // and json.Marshal's reflection over this tree of structs was several
@@ -218,17 +219,55 @@ func appendSep(b []byte) []byte {
 
 func closeObject(b []byte) []byte { return append(b, '}') }
 
-// appendQuoted appends s as a JSON string. Strings of printable ASCII with
-// nothing to escape, nearly all of them, are copied; the others are left to
-// encoding/json, whose escaping is the reference.
+// appendQuoted appends s as a JSON string, escaped as encoding/json's
+// Marshal escapes it: ", \ and the control characters, <, > and & (HTML
+// safety), U+2028 and U+2029 (JSONP safety), and invalid UTF-8 as U+FFFD.
 func appendQuoted(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
+	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	b = append(b, s...)
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }

@@ -168,3 +168,19 @@ func BenchmarkEncodeDecisionEvent(b *testing.B) {
 		}
 	})
 }
+
+// TestAppendQuotedMatchesMarshal: every byte alone and in company, and
+// the runes encoding/json treats specially, quote as json.Marshal quotes.
+func TestAppendQuotedMatchesMarshal(t *testing.T) {
+	strs := append([]string(nil), awkward...)
+	for c := range 256 {
+		strs = append(strs, string([]byte{byte(c)}), "a"+string([]byte{byte(c)})+"é")
+	}
+	strs = append(strs, "\u2027\u2028\u2029\u202a", "\U0010ffff", "\xf4\x90\x80\x80", "\xc0\xaf", "日本\xe6\x97")
+	for _, s := range strs {
+		want, _ := json.Marshal(s)
+		if got := appendQuoted(nil, s); !bytes.Equal(got, want) {
+			t.Errorf("appendQuoted(%q) = %s, want %s", s, got, want)
+		}
+	}
+}
