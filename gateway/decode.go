@@ -17,7 +17,7 @@ import (
 // and so allocates (and zeroes) a 32 KiB buffer per message, more than the
 // rest of the decoding costs. The functions here decode to exactly what
 // DecodeMessage returns, accepting and rejecting the same messages
-// (TestDecodeMessageMatchesSDK and FuzzDecodeMessageMatchesSDK hold them to
+// (TestDecodeLineMatchesSDK and FuzzDecodeLineMatchesSDK hold them to
 // it), given that the line they come from is one valid JSON value (decodeLine
 // checks that first). The SDK's decoder, whose behaviour they follow:
 //   - matches keys exactly (case-sensitively), after unescaping them, and
@@ -77,7 +77,7 @@ func decodeMessage(data []byte) (jsonrpc.Message, error) {
 			default:
 				f, err := parseFloat(v)
 				if err != nil {
-					return fmt.Errorf("the id %s: %w", v, err)
+					return fmt.Errorf("the id %.40s: %w", v, err)
 				}
 				id = f
 			}
