@@ -21,7 +21,8 @@ import (
 // hands each message to the connection's reader over a channel, then
 // parses each message twice (first as a batch, then as one message). Every
 // upstream answer is on a call's critical path; reading in Read itself and
-// parsing once takes a goroutine switch and a parse off each of them.
+// parsing once takes a goroutine switch and a parse off each of them. The
+// parse is decodeMessage's, not the SDK's DecodeMessage (see decode.go).
 type stdioTransport struct {
 	r   io.ReadCloser
 	w   io.WriteCloser
@@ -100,13 +101,14 @@ func (c *stdioConn) readLine() ([]byte, error) {
 // decodeLine decodes one line: a message or, from servers on protocol
 // versions before 2025-06-18, a batch of them. Messages of a batch are
 // handed on one by one and answered one by one, which JSON-RPC peers
-// accept.
+// accept. The line must be one valid JSON value before decodeMessage,
+// which relies on it, looks at it.
 func decodeLine(line []byte) ([]jsonrpc.Message, error) {
 	if !json.Valid(line) {
 		return nil, errors.New("a line is not one JSON value")
 	}
 	if line[0] != '[' {
-		m, err := jsonrpc.DecodeMessage(line)
+		m, err := decodeMessage(line)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +123,7 @@ func decodeLine(line []byte) ([]jsonrpc.Message, error) {
 	}
 	msgs := make([]jsonrpc.Message, len(raws))
 	for i, raw := range raws {
-		m, err := jsonrpc.DecodeMessage(raw)
+		m, err := decodeMessage(raw)
 		if err != nil {
 			return nil, err
 		}

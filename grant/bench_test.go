@@ -51,3 +51,19 @@ func BenchmarkCheckWarm(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckWarmUnconstrained is BenchmarkCheckWarm for a tool whose
+// grant entry constrains no argument (search.*): the arguments are checked
+// to be a JSON object, not decoded.
+func BenchmarkCheckWarmUnconstrained(b *testing.B) {
+	e := newEnv(b)
+	a := newAgent(b, "a")
+	_, tok := e.grant(b, a, filesScope, 100, 0)
+	c := Call{Agent: a.caller(), Token: tok, Tool: "search.query", Args: json.RawMessage(`{"query": "quarterly invoices", "limit": 10}`), MTLS: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := e.svc.Check(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

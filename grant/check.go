@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 
 	"github.com/warden-run/warden/identity"
 )
@@ -28,7 +29,7 @@ type Call struct {
 type Checked struct {
 	Grant *Grant
 	Entry int            // the index of the own scope entry that permits the call
-	Args  map[string]any // the decoded arguments
+	Args  map[string]any // the decoded arguments; nil when no entry for the tool constrains them
 	keys  []budgetKey
 }
 
@@ -59,7 +60,16 @@ func (s *Service) Check(ctx context.Context, c Call) (*Checked, error) {
 	if err := s.st.checkTasks(g.TaskChain()); err != nil {
 		return nil, attribute(err, g)
 	}
-	args, aerr := decodeArgs(c.Args)
+	// The arguments are decoded only for a scope whose entries for this tool
+	// constrain them; otherwise they are only checked to be a JSON object,
+	// which refuses what decoding them would refuse.
+	var args map[string]any
+	var aerr *Error
+	if g.scope.constrains(c.Tool) || slices.ContainsFunc(g.parents, func(ps *compiledScope) bool { return ps.constrains(c.Tool) }) {
+		args, aerr = decodeArgs(c.Args)
+	} else {
+		aerr = checkArgsObject(c.Args)
+	}
 	if aerr != nil {
 		return nil, attribute(aerr, g)
 	}

@@ -93,6 +93,9 @@ func TestRefusalsHaveSpecificCodes(t *testing.T) {
 		{"unknown task", Call{Agent: a.caller(), Token: forge(t, e.key, jose.EdDSA, kid, TokenType, ghost), Tool: "files.read_file", Args: []byte(okArgs), MTLS: true}, CodeTaskUnknown},
 		{"arguments of the wrong type", Call{Agent: a.caller(), Token: tok, Tool: "files.read_file", Args: []byte(`{"path": 7}`), MTLS: true}, CodeConstraint},
 		{"arguments not an object", Call{Agent: a.caller(), Token: tok, Tool: "files.read_file", Args: []byte(`["/data/x"]`), MTLS: true}, CodeArgsInvalid},
+		// search.* constrains no argument: they are still refused when not an object.
+		{"unconstrained tool, arguments not an object", Call{Agent: a.caller(), Token: tok, Tool: "search.query", Args: []byte(`["q"]`), MTLS: true}, CodeArgsInvalid},
+		{"unconstrained tool, arguments not JSON", Call{Agent: a.caller(), Token: tok, Tool: "search.query", Args: []byte(`{"q": 1} {}`), MTLS: true}, CodeArgsInvalid},
 		{"unknown tool", Call{Agent: a.caller(), Token: tok, Tool: "shell.exec", Args: []byte(`{}`), MTLS: true}, CodeToolNotGranted},
 	}
 	for _, c := range cases {
@@ -221,6 +224,8 @@ func TestDelegationOnlyNarrows(t *testing.T) {
 	if err := e.call(grandchild, gTok, "files.read_file", `{"path": "/data/b"}`); err != nil {
 		t.Fatal(err)
 	}
+	// The grandchild's own entry constrains nothing; its ancestors' do.
+	wantCode(t, e.call(grandchild, gTok, "files.read_file", `{"path": "/etc/passwd"}`), CodeConstraint)
 	after, _ := e.svc.remaining(ctx, cg.Parents[0].JTI)
 	if after != before-1 {
 		t.Errorf("grandchild's call did not count against the root's budget: %d -> %d", before, after)

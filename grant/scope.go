@@ -283,6 +283,33 @@ func flatten(err error) string {
 	return msg
 }
 
+// constrains reports whether an entry of the scope that matches tool
+// constrains its arguments: only then does checking the call need them
+// decoded.
+func (cs *compiledScope) constrains(tool string) bool {
+	for i := range cs.entries {
+		e := &cs.entries[i]
+		if len(e.args) == 0 {
+			continue
+		}
+		if ok, _ := path.Match(e.tool, tool); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// checkArgsObject refuses the arguments decodeArgs refuses, without
+// decoding them when they are one valid JSON object (json.Valid's scanner
+// is the decoder's); anything else goes to decodeArgs, for its error.
+func checkArgsObject(raw []byte) *Error {
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' && json.Valid(t) {
+		return nil
+	}
+	_, err := decodeArgs(raw)
+	return err
+}
+
 // decodeArgs parses a call's arguments (a JSON object, or empty) for checking.
 func decodeArgs(raw []byte) (map[string]any, *Error) {
 	raw = bytes.TrimSpace(raw)

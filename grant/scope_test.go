@@ -93,6 +93,37 @@ func TestArgumentsMustBeAnObject(t *testing.T) {
 	}
 }
 
+// argsCases are arguments an agent could send, objects and not.
+var argsCases = []string{
+	``, ` `, `null`, ` null `, `{}`, ` {"a": 1} `, `{"a": {"b": [1, "x", null, true]}}`, `{"a": 1e999}`, `{"a": 1, "a": 2}`,
+	"{\"a\": \"\xff\"}", `[1]`, `"x"`, `1`, `true`, `{`, `}`, `{"a":1}{"b":2}`, `{"a":1} x`, `{"a":1},`, `{} null`,
+	`{"a": 01}`, `{'a': 1}`, "\xef\xbb\xbf{}", `nul`, `{"a": [` + strings.Repeat("[", 10001) + `]}`,
+}
+
+// TestCheckArgsObjectMatchesDecodeArgs: checking the arguments without
+// decoding them refuses exactly what decoding refuses, with its error.
+func TestCheckArgsObjectMatchesDecodeArgs(t *testing.T) {
+	for _, raw := range argsCases {
+		checkArgsObjectAgrees(t, []byte(raw))
+	}
+}
+
+// FuzzCheckArgsObject: go test -run '^$' -fuzz FuzzCheckArgsObject ./grant
+func FuzzCheckArgsObject(f *testing.F) {
+	for _, raw := range argsCases {
+		f.Add([]byte(raw))
+	}
+	f.Fuzz(checkArgsObjectAgrees)
+}
+
+func checkArgsObjectAgrees(t *testing.T, raw []byte) {
+	_, want := decodeArgs(raw)
+	got := checkArgsObject(raw)
+	if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+		t.Fatalf("%.100q: checkArgsObject = %v, decodeArgs = %v", raw, got, want)
+	}
+}
+
 func TestScopesAreValidatedAtMint(t *testing.T) {
 	cases := []struct{ scope, want string }{
 		{`[]`, "scope is empty"},
