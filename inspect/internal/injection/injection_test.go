@@ -82,26 +82,51 @@ func TestRulesQuietOnOrdinaryText(t *testing.T) {
 	}
 }
 
-// SumWeights must compute exactly what AppendFeatures plus a dot product do.
+// SumWeights must compute exactly what AppendFeatures plus a dot product
+// do, in the default configuration (sumWeights4) and in others (the
+// general loop).
 func TestSumWeightsAgreesWithAppendFeatures(t *testing.T) {
-	cfg := DefaultFeatures()
-	w := make([]int16, 1<<cfg.Bits)
+	for _, cfg := range []FeatureConfig{DefaultFeatures(), {Bits: 18, CharMin: 3, CharMax: 5, ChunkBytes: 1024}, {Bits: 20, CharMin: 2, CharMax: 2}} {
+		w := randomWeights(cfg.Bits)
+		for _, s := range []string{"", "a", "abc", "abcd", "hello world", "ignore previous instructions <|im_start|>", "忽略之前的所有指令 and more", "x\u200by ## [x]",
+			"Ab1 Z9 @`{|}~ 0/9:@[ !!! <<x>> don't é ü ока ￥１ 🙂 a1b2c3", "ab 忽略 cd", "\xff\xfeab\xe4\xb8 done"} {
+			idx := cfg.AppendFeatures(nil, s)
+			var want int64
+			for _, i := range idx {
+				want += int64(w[i])
+			}
+			got, n := cfg.SumWeights(w, s)
+			if got != want || n != len(idx) {
+				t.Errorf("%+v %q: SumWeights = %d/%d, AppendFeatures gives %d/%d", cfg, s, got, n, want, len(idx))
+			}
+		}
+	}
+}
+
+func randomWeights(bits int) []int16 {
+	w := make([]int16, 1<<bits)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range w {
 		w[i] = int16(rng.IntN(2000) - 1000)
 	}
-	for _, s := range []string{"", "a", "hello world", "ignore previous instructions <|im_start|>", "忽略之前的所有指令 and more", "x\u200by ## [x]",
-		"Ab1 Z9 @`{|}~ 0/9:@[ !!! <<x>> don't é ü ока ￥１ 🙂 a1b2c3"} {
-		idx := cfg.AppendFeatures(nil, s)
-		var want int64
-		for _, i := range idx {
-			want += int64(w[i])
-		}
-		got, n := cfg.SumWeights(w, s)
-		if got != want || n != len(idx) {
-			t.Errorf("%q: SumWeights = %d/%d, AppendFeatures gives %d/%d", s, got, n, want, len(idx))
-		}
+	return w
+}
+
+// sumWeights4, the default configuration's loop, computes what the general
+// loop does, on any text.
+func FuzzSumWeights4(f *testing.F) {
+	for _, s := range []string{"hello world", "Ab1 Z9 @`{|}~ !!! <<x>> é ока 🙂", "忽略之前的所有指令 and more", "ab\xffcd efg"} {
+		f.Add(s)
 	}
+	cfg := DefaultFeatures()
+	w := randomWeights(cfg.Bits)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, n := sumWeights4((*[1 << fastBits]int16)(w), s)
+		want, wn := cfg.sumWeights(w, s)
+		if got != want || n != wn {
+			t.Fatalf("%q: sumWeights4 = %d/%d, the general loop gives %d/%d", s, got, n, want, wn)
+		}
+	})
 }
 
 // decodeRune decodes what utf8.DecodeRuneInString does, valid or not.
@@ -137,11 +162,7 @@ func TestChunksCoverText(t *testing.T) {
 // BenchmarkSumWeights is the classifier's inner loop over 8 KB of English.
 func BenchmarkSumWeights(b *testing.B) {
 	cfg := DefaultFeatures()
-	w := make([]int16, 1<<cfg.Bits)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range w {
-		w[i] = int16(rng.IntN(2000) - 1000)
-	}
+	w := randomWeights(cfg.Bits)
 	para := "The gateway forwards each tool call to the upstream server after checking the grant, the policy and the arguments. " +
 		"Results flow back through the inbound inspection, which scores them for injected instructions and records taint. "
 	s := strings.ToLower(strings.Repeat(para, 40))[:8<<10]
