@@ -160,27 +160,37 @@ func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
 	// Plain printable ASCII (with tabs and newlines) only needs lower case.
-	var diff byte // ORs each byte with its lower case: non-zero if any is upper case
-	for i := 0; i < len(s); i++ {
+	// Up to its first capital letter such text is its own lower case.
+	i := 0
+	for ; i < len(s); i++ {
 		c := s[i]
 		l := n.lower[c]
 		if l == 0 {
 			return n.slow(s, track)
 		}
-		diff |= l ^ c
+		if l != c {
+			break
+		}
 	}
-	if diff == 0 {
+	if i == len(s) {
 		return Text{S: s, identity: true}
 	}
-	// A Builder hands its buffer over as the string (one allocation); the
-	// runs between capitals are copied whole.
+	// From there on the runs between capitals are copied whole as the
+	// check goes: one pass, where checking the whole text first and then
+	// copying read it twice. (A Builder hands its buffer over as the
+	// string: one allocation.)
 	var b strings.Builder
 	b.Grow(len(s))
 	from := 0
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
+	for ; i < len(s); i++ {
+		c := s[i]
+		l := n.lower[c]
+		if l == 0 {
+			return n.slow(s, track)
+		}
+		if l != c {
 			b.WriteString(s[from:i])
-			b.WriteByte(c + 'a' - 'A')
+			b.WriteByte(l)
 			from = i + 1
 		}
 	}
