@@ -171,3 +171,15 @@ func BenchmarkSumWeights(b *testing.B) {
 		cfg.SumWeights(w, s)
 	}
 }
+
+// countAY counts what strings.Count(s, "ay ") does.
+func FuzzCountAY(f *testing.F) {
+	for _, s := range []string{"", "ay ", "ay", "say yay ay  ay", "yyy ay ayay ", "Igpay atinlay isay unfay "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := countAY(s), strings.Count(s, "ay "); got != want {
+			t.Fatalf("countAY(%q) = %d, want %d", s, got, want)
+		}
+	})
+}

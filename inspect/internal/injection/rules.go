@@ -717,11 +717,28 @@ func words(s string, fn func(start, end int) bool) {
 	}
 }
 
+// countAY is strings.Count(s, "ay "), found by their 'y': Count looks at
+// every 'a', several times as many in English text.
+func countAY(s string) int {
+	n := 0
+	for i := 1; i+1 < len(s); i++ {
+		j := strings.IndexByte(s[i:len(s)-1], 'y')
+		if j < 0 {
+			break
+		}
+		i += j
+		if s[i-1] == 'a' && s[i+1] == ' ' {
+			n++
+		}
+	}
+	return n
+}
+
 // pigLatin flags text most of whose words end in "ay" (at least 4 words).
 // Only the first 400 words are looked at.
 func pigLatin(s string) [][2]int {
 	// Most words must end in "ay": count before walking the words.
-	if ay := strings.Count(s, "ay "); ay < 4 || ay*3 < strings.Count(s, " ") {
+	if ay := countAY(s); ay < 4 || ay*3 < strings.Count(s, " ") {
 		return nil
 	}
 	n, ay, first, last := 0, 0, -1, 0
