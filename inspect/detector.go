@@ -1,10 +1,12 @@
 package inspect
 
 import (
+	"cmp"
 	_ "embed"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -182,12 +184,19 @@ func (d *Detector) Detect(text string) Verdict {
 		c := u.Chunks[bc]
 		s, e := d.hotSentence(u.Norm.S, c.Start, c.End)
 		v.Spans = append(v.Spans, d.span(text, an, u, s, e, "classifier"))
-		v.Reasons = append(v.Reasons, fmt.Sprintf("score %.2f at or above threshold %.2f", v.Score, d.threshold))
+		// What fmt.Sprintf("score %.2f at or above threshold %.2f") says,
+		// built without fmt (every flagged text takes this path).
+		reason := make([]byte, 0, 48)
+		reason = append(reason, "score "...)
+		reason = strconv.AppendFloat(reason, v.Score, 'f', 2, 64)
+		reason = append(reason, " at or above threshold "...)
+		reason = strconv.AppendFloat(reason, d.threshold, 'f', 2, 64)
+		v.Reasons = append(v.Reasons, string(reason))
 		if u.Src != injection.SrcText {
 			v.Reasons = append(v.Reasons, "the instructions were hidden in "+d.srcName(an, u))
 		}
 	}
-	sort.SliceStable(v.Spans, func(i, j int) bool { return v.Spans[i].Start < v.Spans[j].Start })
+	slices.SortStableFunc(v.Spans, func(a, b Span) int { return cmp.Compare(a.Start, b.Start) })
 	if len(v.Spans) > 16 {
 		v.Spans = v.Spans[:16]
 	}
@@ -342,6 +351,9 @@ func sentenceEnd(s string, i, end int) int {
 }
 
 func dedupe(s []string) []string {
+	if len(s) < 2 {
+		return s
+	}
 	seen := map[string]bool{}
 	out := s[:0]
 	for _, x := range s {
