@@ -95,6 +95,11 @@ func isWordRune(r rune) bool {
 		return r >= 0xFF10 && r <= 0xFF19 || r >= 0xFF21 && r <= 0xFF3A || r >= 0xFF41 && r <= 0xFF5A
 	case r >= 0xFFF0 && r <= 0xFFFF, r >= 0x1F000 && r < 0x1FB00: // specials, emoji and pictographs
 		return false
+	case r >= 0x3400 && r < 0x4DC0, r >= 0x4E00 && r < 0xA000, r >= 0xAC00 && r < 0xD7A4:
+		// CJK ideographs and Hangul syllables, every one of them a letter:
+		// what unicode.IsPrint answers, without its table search (a test
+		// checks that it agrees).
+		return true
 	}
 	return unicode.IsPrint(r)
 }

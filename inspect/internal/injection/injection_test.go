@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/warden-run/warden/inspect/internal/textnorm"
@@ -182,4 +183,16 @@ func FuzzCountAY(f *testing.F) {
 			t.Fatalf("countAY(%q) = %d, want %d", s, got, want)
 		}
 	})
+}
+
+// isWordRune's shortcut for CJK ideographs and Hangul syllables answers
+// what the Unicode tables do.
+func TestIsWordRuneCJK(t *testing.T) {
+	for _, b := range [][2]rune{{0x3400, 0x4DC0}, {0x4E00, 0xA000}, {0xAC00, 0xD7A4}} {
+		for r := b[0]; r < b[1]; r++ {
+			if isWordRune(r) != unicode.IsPrint(r) {
+				t.Fatalf("isWordRune(%U) = %v, unicode.IsPrint says %v", r, isWordRune(r), unicode.IsPrint(r))
+			}
+		}
+	}
 }
