@@ -407,44 +407,74 @@ func (t *triggers) add(rule, pos int, stem bool) {
 	}
 }
 
-// candidates finds the trigger words of every rule in s.
-func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
-	var h uint64 = seedWord
-	in := false
-	ascii = true
-	start := 0
-	var prevH uint64
-	run, runStart, lastEnd := 0, 0, 0
-	flush := func(end int) {
-		h := finishWord(h)
-		if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
-			// One-letter words (%s, a) and numbers (tables of zeros) repeat
-			// in ordinary text.
-			prevH, run = 0, 0
-		} else if h == prevH {
-			run++
-			if run >= 8 && t.rep[1] == 0 || run >= 8 && t.rep[0] == runStart {
-				t.rep = [2]int{runStart, end}
-			}
-		} else {
-			prevH, run, runStart = h, 1, start
+// repeatRun follows the run of one word repeated (builtinRepeat) while
+// candidates reads the words of a text.
+type repeatRun struct {
+	prevH      uint64 // hash of the last word, 0 after one that cannot repeat
+	run, start int    // length of the run and where it starts
+}
+
+// word records the word s[start:end], whose hash before finishWord is h:
+// the rules it triggers or is a Near word of, and the run of repeats it
+// extends.
+func (rs *RuleSet) word(t *triggers, rep *repeatRun, s string, start, end int, h uint64) {
+	h = finishWord(h)
+	if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
+		// One-letter words (%s, a) and numbers (tables of zeros) repeat
+		// in ordinary text.
+		rep.prevH, rep.run = 0, 0
+	} else if h == rep.prevH {
+		rep.run++
+		if rep.run >= 8 && t.rep[1] == 0 || rep.run >= 8 && t.rep[0] == rep.start {
+			t.rep = [2]int{rep.start, end}
 		}
-		lastEnd = end
-		m, near := rs.words.get(h)
-		if m != 0 {
-			for m != 0 {
-				i := bits.TrailingZeros64(m)
-				m &^= 1 << i
-				t.add(i, start, false)
-			}
-		}
-		for near != 0 {
-			i := bits.TrailingZeros64(near)
-			near &^= 1 << i
-			t.addNear(i, start)
+	} else {
+		rep.prevH, rep.run, rep.start = h, 1, start
+	}
+	m, near := rs.words.get(h)
+	for m != 0 {
+		i := bits.TrailingZeros64(m)
+		m &^= 1 << i
+		t.add(i, start, false)
+	}
+	for near != 0 {
+		i := bits.TrailingZeros64(near)
+		near &^= 1 << i
+		t.addNear(i, start)
+	}
+}
+
+// isASCII reports whether s is all ASCII, eight bytes a step.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		q := s[i : i+8]
+		if (q[0]|q[1]|q[2]|q[3]|q[4]|q[5]|q[6]|q[7])&0x80 != 0 {
+			return false
 		}
 	}
-	var or byte // all bytes ORed: ASCII text leaves the top bit clear
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// stemEnds appends to dst the stems that end at text byte i, where the
+// automaton reached state st: AppendEnds kept out of candidates' loop,
+// where its inlined body made Go keep the loop's variables in memory.
+//
+//go:noinline
+func (rs *RuleSet) stemEnds(dst []acindex.Hit, st int32, i int) []acindex.Hit {
+	return rs.stems.AppendEnds(dst, st, i)
+}
+
+// candidates finds the trigger words of every rule in s.
+func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
+	var rep repeatRun
+	var h uint64 = seedWord
+	start := -1 // of the word being read; -1 between words
 	// The stem automaton runs in the same loop (its chain of dependent
 	// loads overlaps the word hashing); its hits are recorded after the
 	// trigger words, as if it had read the text second.
@@ -453,33 +483,33 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	var st int32
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		or |= c
 		var ends bool
 		if st, ends = rs.stems.Next(st, c); ends {
-			stems = rs.stems.AppendEnds(stems, st, i)
+			stems = rs.stemEnds(stems, st, i)
 		}
-		if cl := rs.class[c]; cl != classSep {
-			if cl == classJoin && !in {
-				continue
-			}
-			if !in {
+		switch rs.class[c] {
+		case classWord:
+			if start < 0 {
 				start = i
 			}
 			h = bits.RotateLeft64(h, 7) ^ uint64(c)
-			in = true
+			continue
+		case classJoin: // belongs to a word, cannot start one
+			if start >= 0 {
+				h = bits.RotateLeft64(h, 7) ^ uint64(c)
+			}
 			continue
 		}
-		if in {
-			flush(i)
+		if start >= 0 {
+			rs.word(t, &rep, s, start, i, h)
 			h = seedWord
-			in = false
+			start = -1
 		}
 	}
-	if in {
-		flush(len(s))
+	if start >= 0 {
+		rs.word(t, &rep, s, start, len(s), h)
 	}
-	ascii = or < 0x80
-	_ = lastEnd
+	ascii = isASCII(s)
 	nr := len(rs.rules)
 	for _, hit := range stems {
 		tag, pos := hit.Tag, hit.Start
