@@ -340,9 +340,14 @@ func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 // after a newline, or after . ! ? followed by a space (so that URLs and
 // numbers stay whole).
 func sentenceEnd(s string, i, end int) int {
+	// The four bytes that can end a sentence are below 64: one test of a
+	// bit mask passes over the others.
+	const stops uint64 = 1<<'\n' | 1<<'.' | 1<<'!' | 1<<'?'
 	j := i
-	for j < end && s[j] != '\n' && !((s[j] == '.' || s[j] == '!' || s[j] == '?') && (j+1 == end || s[j+1] == ' ')) {
-		j++
+	for ; j < end; j++ {
+		if c := s[j]; c < 64 && stops>>c&1 != 0 && (c == '\n' || j+1 == end || s[j+1] == ' ') {
+			break
+		}
 	}
 	if j < end {
 		j++
