@@ -49,7 +49,7 @@ type Rule struct {
 	Variants []Variant
 	re       *regexp.Regexp // for windows around stems
 	reA      *regexp.Regexp // anchored at a trigger word
-	need     []string       // one of these occurs in every match (mustLiterals)
+	need     cond           // what every match contains (mustCond)
 }
 
 // Builtin checks.
@@ -67,7 +67,7 @@ type Variant struct {
 	Stems   []string
 	Pattern string
 	re      *regexp.Regexp
-	need    []string // one of these occurs in every match (mustLiterals)
+	need    cond // what every match contains (mustCond)
 }
 
 // Hit is one rule match.
@@ -237,7 +237,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			}
 			r.Variants = append([]Variant(nil), r.Variants...)
 			r.Variants[vi].re = re
-			r.Variants[vi].need = mustLiterals(r.Variants[vi].Pattern)
+			r.Variants[vi].need = mustCond(r.Variants[vi].Pattern)
 		}
 		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
 			re, err := regexp.Compile(r.Pattern)
@@ -248,7 +248,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			if r.reA, err = regexp.Compile(`^(?:` + r.Pattern + `)`); err != nil {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
-			r.need = mustLiterals(r.Pattern)
+			r.need = mustCond(r.Pattern)
 		}
 		if r.MinCount <= 0 {
 			r.MinCount = 1
@@ -556,7 +556,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 					continue
 				}
 				v := &r.Variants[t.vari[i][k]]
-				if !containsAny(s[a:b], v.need) {
+				if !v.need.holds(s[a:b]) {
 					continue
 				}
 				if l := v.re.FindStringIndex(s[a:b]); l != nil {
@@ -581,7 +581,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 						continue
 					}
 					end := runeStart(s, min(len(s), p+r.Window))
-					if !containsAny(s[p:end], r.need) {
+					if !r.need.holds(s[p:end]) {
 						continue
 					}
 					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
@@ -597,7 +597,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 				if a >= b {
 					continue
 				}
-				if !containsAny(s[a:b], r.need) {
+				if !r.need.holds(s[a:b]) {
 					continue
 				}
 				if l := r.re.FindStringIndex(s[a:b]); l != nil {
