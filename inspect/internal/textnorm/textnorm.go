@@ -308,9 +308,18 @@ func (n *Normalizer) plainLower(s string, track bool) Text {
 	out := make([]byte, 0, len(s)+len(s)/8)
 	aligned := true
 	for j := 0; j < len(s); {
-		if c := s[j]; c < utf8.RuneSelf {
+		c := s[j]
+		if c < utf8.RuneSelf {
 			out = append(out, n.lower[c])
 			j++
+			continue
+		}
+		if size := caselessSize(c); size > 0 {
+			// Most text outside Latin, Greek and Cyrillic: no case, so its
+			// bytes are copied as they are (isPlain accepted only valid
+			// UTF-8), without decoding.
+			out = append(out, s[j:j+size]...)
+			j += size
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[j:])
@@ -532,6 +541,21 @@ func lower(r rune) rune {
 		return unicode.ToLower(r)
 	}
 	return r
+}
+
+// caselessSize is the length of the UTF-8 sequence that lead byte c starts
+// when every character it can start has no case (lower leaves it alone),
+// else 0: U+05C0..U+07FF (Hebrew, Arabic, Syriac ...), U+0800..U+0FFF
+// (Indic, Thai, Tibetan ...), U+3000..U+9FFF (CJK) and U+B000..U+EFFF
+// (Hangul, private use). A test checks every character against lower.
+func caselessSize(c byte) int {
+	switch {
+	case c >= 0xD7 && c <= 0xDF:
+		return 2
+	case c == 0xE0, c >= 0xE3 && c <= 0xE9, c >= 0xEB && c <= 0xEE:
+		return 3
+	}
+	return 0
 }
 
 func sameBytes(seg, buf []byte, start int) bool {
