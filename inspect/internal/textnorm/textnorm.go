@@ -268,7 +268,19 @@ func (n *Normalizer) isPlain(s string) bool {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		var r rune
+		var size int
+		if c >= 0xE0 && c < 0xF0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			// Three bytes (Indic, Thai, CJK ...), decoded inline: the
+			// library decodes only ASCII so. An overlong form or a
+			// surrogate would decode to U+FFFD, which is not plain.
+			r, size = rune(c&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
+			if r < 0x800 || r >= 0xD800 && r < 0xE000 {
+				return false
+			}
+		} else {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
 		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
 			return false
 		}
