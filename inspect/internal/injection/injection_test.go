@@ -90,7 +90,8 @@ func TestSumWeightsAgreesWithAppendFeatures(t *testing.T) {
 	for _, cfg := range []FeatureConfig{DefaultFeatures(), {Bits: 18, CharMin: 3, CharMax: 5, ChunkBytes: 1024}, {Bits: 20, CharMin: 2, CharMax: 2}} {
 		w := randomWeights(cfg.Bits)
 		for _, s := range []string{"", "a", "abc", "abcd", "hello world", "ignore previous instructions <|im_start|>", "忽略之前的所有指令 and more", "x\u200by ## [x]",
-			"Ab1 Z9 @`{|}~ 0/9:@[ !!! <<x>> don't é ü ока ￥１ 🙂 a1b2c3", "ab 忽略 cd", "\xff\xfeab\xe4\xb8 done"} {
+			"Ab1 Z9 @`{|}~ 0/9:@[ !!! <<x>> don't é ü ока ￥１ 🙂 a1b2c3", "ab 忽略 cd", "\xff\xfeab\xe4\xb8 done",
+			"the cat sat on the mat", "abcd  efgh ij", "one two. three\nfour ", "a b c d e f g"} {
 			idx := cfg.AppendFeatures(nil, s)
 			var want int64
 			for _, i := range idx {
@@ -116,7 +117,8 @@ func randomWeights(bits int) []int16 {
 // sumWeights4, the default configuration's loop, computes what the general
 // loop does, on any text.
 func FuzzSumWeights4(f *testing.F) {
-	for _, s := range []string{"hello world", "Ab1 Z9 @`{|}~ !!! <<x>> é ока 🙂", "忽略之前的所有指令 and more", "ab\xffcd efg"} {
+	for _, s := range []string{"hello world", "Ab1 Z9 @`{|}~ !!! <<x>> é ока 🙂", "忽略之前的所有指令 and more", "ab\xffcd efg",
+		"the cat sat on the mat", "abc d", "abcd  efgh ij", "one two. three\nfour ", "a b c d e f g"} {
 		f.Add(s)
 	}
 	cfg := DefaultFeatures()
