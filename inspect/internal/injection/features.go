@@ -95,6 +95,11 @@ func isWordRune(r rune) bool {
 		return r >= 0xFF10 && r <= 0xFF19 || r >= 0xFF21 && r <= 0xFF3A || r >= 0xFF41 && r <= 0xFF5A
 	case r >= 0xFFF0 && r <= 0xFFFF, r >= 0x1F000 && r < 0x1FB00: // specials, emoji and pictographs
 		return false
+	case r >= 0x3400 && r < 0x4DC0, r >= 0x4E00 && r < 0xA000, r >= 0xAC00 && r < 0xD7A4:
+		// CJK ideographs and Hangul syllables, every one of them a letter:
+		// what unicode.IsPrint answers, without its table search (a test
+		// checks that it agrees).
+		return true
 	}
 	return unicode.IsPrint(r)
 }
@@ -221,6 +226,14 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 // w over the features of s without storing them. It must stay in step with
 // AppendFeatures (a test checks that they agree).
 func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
+	if c.Bits == fastBits && c.CharMin == 4 && c.CharMax == 4 && len(w) == 1<<fastBits {
+		return sumWeights4((*[1 << fastBits]int16)(w), s)
+	}
+	return c.sumWeights(w, s)
+}
+
+// sumWeights is SumWeights for any configuration.
+func (c FeatureConfig) sumWeights(w []int16, s string) (sum int64, count int) {
 	mask := uint32(len(w) - 1)
 	shift := uint(64 - c.Bits)
 	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
@@ -351,6 +364,183 @@ func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
 	}
 	return sum, count
 }
+
+// fastBits is the table size of DefaultFeatures, which sumWeights4 is
+// written for.
+const fastBits = 20
+
+// sumWeights4 is SumWeights for the configuration of DefaultFeatures, the
+// one the shipped model uses: character 4-grams only, 1<<fastBits weights.
+// It computes what the general loop does for CharMin = CharMax = 4 (a test
+// checks both against AppendFeatures), with the shift a constant, indices
+// that need no mask or bounds check, and without the variables for other
+// configurations. Go keeps the general loop's twenty-odd variables on the
+// stack, reloading them for every character; here fewer of them live
+// across the loop, and ASCII words between single spaces (most of most
+// text) take a loop of their own (sumASCIIWords) whose handful of
+// variables stay in registers. On the development set it executes about
+// half the instructions of the general loop.
+func sumWeights4(w *[1 << fastBits]int16, s string) (sum int64, count int) {
+	const shift = 64 - fastBits
+	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
+	var reg uint64                      // last four characters, 16 bits each, ' ' for any separator run
+	n := 0                              // characters seen in the stream
+	prevSpace := true
+	var lastPunct rune // runs of one punctuation character count once
+	word := uint64(seedWord)
+	inWord := false
+	var prevWord uint64
+	havePrev := false
+	for i := 0; i < len(s); {
+		var r rune
+		if b := s[i]; b < utf8.RuneSelf {
+			r = rune(b)
+			i++
+			if asciiWordBytes[b] != 0 {
+				if n < 3 { // the first characters of the text complete no 4-gram
+					goto wordRune
+				}
+				j, wsum, wcount, wd, rg, pw, hp := sumASCIIWords(w, s, i-1, word, reg, prevWord, havePrev)
+				sum += wsum
+				count += wcount
+				n += j - (i - 1)
+				i, word, reg, prevWord, havePrev = j, wd, rg, pw, hp
+				lastPunct, inWord, prevSpace = 0, true, false
+				continue
+			}
+		} else {
+			var size int
+			r, size = decodeRune(s, i)
+			i += size
+			if isWordRune(r) {
+				goto wordRune
+			}
+		}
+		// Separator.
+		if inWord {
+			fw := finishWord(word)
+			sum += int64(w[fw*golden>>shift])
+			count++
+			if havePrev {
+				sum += int64(w[(bits.RotateLeft64(prevWord, 17)^fw^seedBigram)*golden>>shift])
+				count++
+			}
+			prevWord, havePrev = fw, true
+			word = seedWord
+			inWord = false
+		}
+		if !prevSpace {
+			prevSpace = true
+			reg = reg<<16 | ' '
+			n++
+			if n >= 4 {
+				sum += int64(w[((reg^seedChar)*charMul+kAdd)>>shift])
+				count++
+			}
+		}
+		if r != lastPunct {
+			switch r {
+			case '<', '>', '|', '#', '[', ']', '{', '}', '!', '`':
+				sum += int64(w[(uint64(fnvOffset^seedChar)^uint64(r))*fnvPrime*7*golden>>shift])
+				count++
+			}
+		}
+		lastPunct = r
+		continue
+	wordRune:
+		lastPunct = 0
+		word = bits.RotateLeft64(word, 7) ^ uint64(r)
+		inWord = true
+		prevSpace = false
+		reg = reg<<16 | uint64(fold16(r))
+		n++
+		if n >= 4 {
+			sum += int64(w[((reg^seedChar)*charMul+kAdd)>>shift])
+			count++
+		}
+		if r >= 0x2E80 && n >= 2 { // unspaced scripts: bigrams too
+			sum += int64(w[(((reg&0xFFFFFFFF)^seedChar)*fnvPrime+2)*golden>>shift])
+			count++
+		}
+	}
+	if inWord {
+		fw := finishWord(word)
+		sum += int64(w[fw*golden>>shift])
+		count++
+		if havePrev {
+			sum += int64(w[(bits.RotateLeft64(prevWord, 17)^fw^seedBigram)*golden>>shift])
+			count++
+		}
+	}
+	return sum, count
+}
+
+// sumASCIIWords is sumWeights4 over ASCII words separated by single
+// spaces (most of most text), from the run of letters and digits at s[i],
+// when three characters came before it (so every one completes a
+// 4-gram): the 4-grams of each word's letters, and at each space the word,
+// its bigram with the word before and the space's 4-gram. It stops at the
+// end of a word that a single space and another word do not follow, and
+// returns where, the sum and number of the features, and the word hash,
+// n-gram register and previous word there. Its handful of variables stay
+// in registers, where sumWeights4's loop reloads its own for every
+// character and separator.
+func sumASCIIWords(w *[1 << fastBits]int16, s string, i int, word, reg, prevWord uint64, havePrev bool) (int, int64, int, uint64, uint64, uint64, bool) {
+	const shift = 64 - fastBits
+	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
+	var sum int64
+	count := 0
+	for {
+		for ; i < len(s); i++ {
+			b := s[i]
+			if asciiWordBytes[b] == 0 {
+				break
+			}
+			word = bits.RotateLeft64(word, 7) ^ uint64(b)
+			reg = reg<<16 | uint64(b)
+			sum += int64(w[((reg^seedChar)*charMul+kAdd)>>shift])
+			count++
+		}
+		if i+1 >= len(s) || s[i] != ' ' || asciiWordBytes[s[i+1]] == 0 {
+			return i, sum, count, word, reg, prevWord, havePrev
+		}
+		// The separator, as sumWeights4 reads it.
+		fw := finishWord(word)
+		sum += int64(w[fw*golden>>shift])
+		count++
+		if havePrev {
+			sum += int64(w[(bits.RotateLeft64(prevWord, 17)^fw^seedBigram)*golden>>shift])
+			count++
+		}
+		prevWord, havePrev = fw, true
+		word = seedWord
+		reg = reg<<16 | ' '
+		sum += int64(w[((reg^seedChar)*charMul+kAdd)>>shift])
+		count++
+		i++
+	}
+}
+
+// asciiWordBytes[b] is 1 for the ASCII letters and digits (asciiWordByte
+// as a table: one load, where the bit test needs a check for non-ASCII
+// bytes and several instructions more). A string, so it is read-only.
+const asciiWordBytes = "" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x00\x00\x00\x00" +
+	"\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" +
+	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x00\x00\x00" +
+	"\x00\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01" +
+	"\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x01\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" +
+	"\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // Chunks splits normalised text into windows of about ChunkBytes bytes that
 // overlap by ChunkOverlap, cut at spaces where possible. It returns pairs of

@@ -84,6 +84,126 @@ func shortest(l []string) int {
 	return n
 }
 
+// A cond is what every match of a pattern contains, as a formula over
+// literals: the literal lit, all of and, or one of or. The zero cond
+// holds for any text. It is stronger than mustLiterals' one set (for
+// `personal\s+(?:data|information)` it asks for "personal" and one of
+// "data" and "information", not only the longest), so that fewer windows
+// run the regular expression; like that set, it only ever skips windows
+// the pattern cannot match.
+type cond struct {
+	lit string
+	and []cond
+	or  []cond
+}
+
+// maxCondLits bounds the literals of a cond; a pattern that needs more
+// falls back to mustLiterals.
+const maxCondLits = 48
+
+// mustCond returns the cond of pattern.
+func mustCond(pattern string) cond {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return cond{}
+	}
+	c, ok := requiredCond(re.Simplify())
+	if !ok || c.lits() > maxCondLits {
+		return cond{or: litConds(mustLiterals(pattern))}
+	}
+	return c
+}
+
+func litConds(need []string) []cond {
+	var out []cond
+	for _, w := range need {
+		out = append(out, cond{lit: w})
+	}
+	return out
+}
+
+// requiredCond is mustCond over a parsed expression, following the same
+// constructs as required; ok is false when the expression proves nothing.
+func requiredCond(re *syntax.Regexp) (c cond, ok bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 || len(string(re.Rune)) < 2 {
+			return cond{}, false
+		}
+		return cond{lit: string(re.Rune)}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return requiredCond(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return requiredCond(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		var parts []cond
+		for _, sub := range re.Sub {
+			if c, ok := requiredCond(sub); ok {
+				parts = append(parts, c)
+			}
+		}
+		switch len(parts) {
+		case 0:
+			return cond{}, false
+		case 1:
+			return parts[0], true
+		}
+		return cond{and: parts}, true
+	case syntax.OpAlternate:
+		var alts []cond
+		for _, sub := range re.Sub {
+			c, ok := requiredCond(sub)
+			if !ok {
+				return cond{}, false
+			}
+			alts = append(alts, c)
+		}
+		return cond{or: alts}, true
+	}
+	return cond{}, false
+}
+
+func (c *cond) lits() int {
+	n := 0
+	if c.lit != "" {
+		n++
+	}
+	for i := range c.and {
+		n += c.and[i].lits()
+	}
+	for i := range c.or {
+		n += c.or[i].lits()
+	}
+	return n
+}
+
+// holds reports whether s meets c. The parts of an and are tried from the
+// last: a pattern starts with its trigger words, which the window always
+// holds.
+func (c *cond) holds(s string) bool {
+	switch {
+	case c.lit != "":
+		return strings.Contains(s, c.lit)
+	case c.and != nil:
+		for i := len(c.and) - 1; i >= 0; i-- {
+			if !c.and[i].holds(s) {
+				return false
+			}
+		}
+		return true
+	case c.or != nil:
+		for i := range c.or {
+			if c.or[i].holds(s) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
 // containsAny reports whether s contains one of need; with no need, true.
 func containsAny(s string, need []string) bool {
 	if need == nil {

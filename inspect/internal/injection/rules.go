@@ -49,7 +49,7 @@ type Rule struct {
 	Variants []Variant
 	re       *regexp.Regexp // for windows around stems
 	reA      *regexp.Regexp // anchored at a trigger word
-	need     []string       // one of these occurs in every match (mustLiterals)
+	need     cond           // what every match contains (mustCond)
 }
 
 // Builtin checks.
@@ -71,7 +71,7 @@ type Variant struct {
 	Stems   []string
 	Pattern string
 	re      *regexp.Regexp
-	need    []string // one of these occurs in every match (mustLiterals)
+	need    cond // what every match contains (mustCond)
 }
 
 // Hit is one rule match.
@@ -259,7 +259,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			}
 			r.Variants = append([]Variant(nil), r.Variants...)
 			r.Variants[vi].re = re
-			r.Variants[vi].need = mustLiterals(r.Variants[vi].Pattern)
+			r.Variants[vi].need = mustCond(r.Variants[vi].Pattern)
 		}
 		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
 			re, err := regexp.Compile(r.Pattern)
@@ -270,7 +270,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			if r.reA, err = regexp.Compile(`^(?:` + r.Pattern + `)`); err != nil {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
-			r.need = mustLiterals(r.Pattern)
+			r.need = mustCond(r.Pattern)
 		}
 		if r.MinCount <= 0 {
 			r.MinCount = 1
@@ -429,44 +429,74 @@ func (t *triggers) add(rule, pos int, stem bool) {
 	}
 }
 
-// candidates finds the trigger words of every rule in s.
-func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
-	var h uint64 = seedWord
-	in := false
-	ascii = true
-	start := 0
-	var prevH uint64
-	run, runStart, lastEnd := 0, 0, 0
-	flush := func(end int) {
-		h := finishWord(h)
-		if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
-			// One-letter words (%s, a) and numbers (tables of zeros) repeat
-			// in ordinary text.
-			prevH, run = 0, 0
-		} else if h == prevH {
-			run++
-			if run >= 8 && t.rep[1] == 0 || run >= 8 && t.rep[0] == runStart {
-				t.rep = [2]int{runStart, end}
-			}
-		} else {
-			prevH, run, runStart = h, 1, start
+// repeatRun follows the run of one word repeated (builtinRepeat) while
+// candidates reads the words of a text.
+type repeatRun struct {
+	prevH      uint64 // hash of the last word, 0 after one that cannot repeat
+	run, start int    // length of the run and where it starts
+}
+
+// word records the word s[start:end], whose hash before finishWord is h:
+// the rules it triggers or is a Near word of, and the run of repeats it
+// extends.
+func (rs *RuleSet) word(t *triggers, rep *repeatRun, s string, start, end int, h uint64) {
+	h = finishWord(h)
+	if end-start < 2 || s[start] >= '0' && s[start] <= '9' {
+		// One-letter words (%s, a) and numbers (tables of zeros) repeat
+		// in ordinary text.
+		rep.prevH, rep.run = 0, 0
+	} else if h == rep.prevH {
+		rep.run++
+		if rep.run >= 8 && t.rep[1] == 0 || rep.run >= 8 && t.rep[0] == rep.start {
+			t.rep = [2]int{rep.start, end}
 		}
-		lastEnd = end
-		m, near := rs.words.get(h)
-		if m != 0 {
-			for m != 0 {
-				i := bits.TrailingZeros64(m)
-				m &^= 1 << i
-				t.add(i, start, false)
-			}
-		}
-		for near != 0 {
-			i := bits.TrailingZeros64(near)
-			near &^= 1 << i
-			t.addNear(i, start)
+	} else {
+		rep.prevH, rep.run, rep.start = h, 1, start
+	}
+	m, near := rs.words.get(h)
+	for m != 0 {
+		i := bits.TrailingZeros64(m)
+		m &^= 1 << i
+		t.add(i, start, false)
+	}
+	for near != 0 {
+		i := bits.TrailingZeros64(near)
+		near &^= 1 << i
+		t.addNear(i, start)
+	}
+}
+
+// isASCII reports whether s is all ASCII, eight bytes a step.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		q := s[i : i+8]
+		if (q[0]|q[1]|q[2]|q[3]|q[4]|q[5]|q[6]|q[7])&0x80 != 0 {
+			return false
 		}
 	}
-	var or byte // all bytes ORed: ASCII text leaves the top bit clear
+	for ; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// stemEnds appends to dst the stems that end at text byte i, where the
+// automaton reached state st: AppendEnds kept out of candidates' loop,
+// where its inlined body made Go keep the loop's variables in memory.
+//
+//go:noinline
+func (rs *RuleSet) stemEnds(dst []acindex.Hit, st int32, i int) []acindex.Hit {
+	return rs.stems.AppendEnds(dst, st, i)
+}
+
+// candidates finds the trigger words of every rule in s.
+func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
+	var rep repeatRun
+	var h uint64 = seedWord
+	start := -1 // of the word being read; -1 between words
 	// The stem automaton runs in the same loop (its chain of dependent
 	// loads overlaps the word hashing); its hits are recorded after the
 	// trigger words, as if it had read the text second.
@@ -475,33 +505,33 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	var st int32
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		or |= c
 		var ends bool
 		if st, ends = rs.stems.Next(st, c); ends {
-			stems = rs.stems.AppendEnds(stems, st, i)
+			stems = rs.stemEnds(stems, st, i)
 		}
-		if cl := rs.class[c]; cl != classSep {
-			if cl == classJoin && !in {
-				continue
-			}
-			if !in {
+		switch rs.class[c] {
+		case classWord:
+			if start < 0 {
 				start = i
 			}
 			h = bits.RotateLeft64(h, 7) ^ uint64(c)
-			in = true
+			continue
+		case classJoin: // belongs to a word, cannot start one
+			if start >= 0 {
+				h = bits.RotateLeft64(h, 7) ^ uint64(c)
+			}
 			continue
 		}
-		if in {
-			flush(i)
+		if start >= 0 {
+			rs.word(t, &rep, s, start, i, h)
 			h = seedWord
-			in = false
+			start = -1
 		}
 	}
-	if in {
-		flush(len(s))
+	if start >= 0 {
+		rs.word(t, &rep, s, start, len(s), h)
 	}
-	ascii = or < 0x80
-	_ = lastEnd
+	ascii = isASCII(s)
 	nr := len(rs.rules)
 	for _, hit := range stems {
 		tag, pos := hit.Tag, hit.Start
@@ -552,7 +582,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 					continue
 				}
 				v := &r.Variants[t.vari[i][k]]
-				if !containsAny(s[a:b], v.need) {
+				if !v.need.holds(s[a:b]) {
 					continue
 				}
 				if l := v.re.FindStringIndex(s[a:b]); l != nil {
@@ -577,7 +607,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 						continue
 					}
 					end := runeStart(s, min(len(s), p+r.Window))
-					if !containsAny(s[p:end], r.need) {
+					if !r.need.holds(s[p:end]) {
 						continue
 					}
 					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
@@ -593,7 +623,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 				if a >= b {
 					continue
 				}
-				if !containsAny(s[a:b], r.need) {
+				if !r.need.holds(s[a:b]) {
 					continue
 				}
 				if l := r.re.FindStringIndex(s[a:b]); l != nil {
@@ -743,11 +773,28 @@ func words(s string, fn func(start, end int) bool) {
 	}
 }
 
+// countAY is strings.Count(s, "ay "), found by their 'y': Count looks at
+// every 'a', several times as many in English text.
+func countAY(s string) int {
+	n := 0
+	for i := 1; i+1 < len(s); i++ {
+		j := strings.IndexByte(s[i:len(s)-1], 'y')
+		if j < 0 {
+			break
+		}
+		i += j
+		if s[i-1] == 'a' && s[i+1] == ' ' {
+			n++
+		}
+	}
+	return n
+}
+
 // pigLatin flags text most of whose words end in "ay" (at least 4 words).
 // Only the first 400 words are looked at.
 func pigLatin(s string) [][2]int {
 	// Most words must end in "ay": count before walking the words.
-	if ay := strings.Count(s, "ay "); ay < 4 || ay*3 < strings.Count(s, " ") {
+	if ay := countAY(s); ay < 4 || ay*3 < strings.Count(s, " ") {
 		return nil
 	}
 	n, ay, first, last := 0, 0, -1, 0

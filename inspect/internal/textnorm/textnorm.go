@@ -160,27 +160,37 @@ func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
 	// Plain printable ASCII (with tabs and newlines) only needs lower case.
-	var diff byte // ORs each byte with its lower case: non-zero if any is upper case
-	for i := 0; i < len(s); i++ {
+	// Up to its first capital letter such text is its own lower case.
+	i := 0
+	for ; i < len(s); i++ {
 		c := s[i]
 		l := n.lower[c]
 		if l == 0 {
 			return n.slow(s, track)
 		}
-		diff |= l ^ c
+		if l != c {
+			break
+		}
 	}
-	if diff == 0 {
+	if i == len(s) {
 		return Text{S: s, identity: true}
 	}
-	// A Builder hands its buffer over as the string (one allocation); the
-	// runs between capitals are copied whole.
+	// From there on the runs between capitals are copied whole as the
+	// check goes: one pass, where checking the whole text first and then
+	// copying read it twice. (A Builder hands its buffer over as the
+	// string: one allocation.)
 	var b strings.Builder
 	b.Grow(len(s))
 	from := 0
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
+	for ; i < len(s); i++ {
+		c := s[i]
+		l := n.lower[c]
+		if l == 0 {
+			return n.slow(s, track)
+		}
+		if l != c {
 			b.WriteString(s[from:i])
-			b.WriteByte(c + 'a' - 'A')
+			b.WriteByte(l)
 			from = i + 1
 		}
 	}
@@ -258,7 +268,19 @@ func (n *Normalizer) isPlain(s string) bool {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		var r rune
+		var size int
+		if c >= 0xE0 && c < 0xF0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			// Three bytes (Indic, Thai, CJK ...), decoded inline: the
+			// library decodes only ASCII so. An overlong form or a
+			// surrogate would decode to U+FFFD, which is not plain.
+			r, size = rune(c&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
+			if r < 0x800 || r >= 0xD800 && r < 0xE000 {
+				return false
+			}
+		} else {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
 		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
 			return false
 		}
@@ -298,9 +320,18 @@ func (n *Normalizer) plainLower(s string, track bool) Text {
 	out := make([]byte, 0, len(s)+len(s)/8)
 	aligned := true
 	for j := 0; j < len(s); {
-		if c := s[j]; c < utf8.RuneSelf {
+		c := s[j]
+		if c < utf8.RuneSelf {
 			out = append(out, n.lower[c])
 			j++
+			continue
+		}
+		if size := caselessSize(c); size > 0 {
+			// Most text outside Latin, Greek and Cyrillic: no case, so its
+			// bytes are copied as they are (isPlain accepted only valid
+			// UTF-8), without decoding.
+			out = append(out, s[j:j+size]...)
+			j += size
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[j:])
@@ -522,6 +553,21 @@ func lower(r rune) rune {
 		return unicode.ToLower(r)
 	}
 	return r
+}
+
+// caselessSize is the length of the UTF-8 sequence that lead byte c starts
+// when every character it can start has no case (lower leaves it alone),
+// else 0: U+05C0..U+07FF (Hebrew, Arabic, Syriac ...), U+0800..U+0FFF
+// (Indic, Thai, Tibetan ...), U+3000..U+9FFF (CJK) and U+B000..U+EFFF
+// (Hangul, private use). A test checks every character against lower.
+func caselessSize(c byte) int {
+	switch {
+	case c >= 0xD7 && c <= 0xDF:
+		return 2
+	case c == 0xE0, c >= 0xE3 && c <= 0xE9, c >= 0xEB && c <= 0xEE:
+		return 3
+	}
+	return 0
 }
 
 func sameBytes(seg, buf []byte, start int) bool {

@@ -164,3 +164,18 @@ func FuzzNormalize(f *testing.F) {
 		}
 	})
 }
+
+// plainLower copies the characters caselessSize vouches for: lower must
+// leave every one of them alone.
+func TestCaselessSize(t *testing.T) {
+	var buf [utf8.UTFMax]byte
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		if r >= 0xD800 && r < 0xE000 {
+			continue
+		}
+		b := utf8.AppendRune(buf[:0], r)
+		if n := caselessSize(b[0]); n > 0 && (n != len(b) || lower(r) != r) {
+			t.Fatalf("%U: caselessSize says %d bytes without case, it is %d bytes and lowers to %U", r, n, len(b), lower(r))
+		}
+	}
+}
