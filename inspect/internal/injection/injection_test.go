@@ -96,6 +96,14 @@ func TestRulesQuietOnOrdinaryText(t *testing.T) {
 	}
 }
 
+func TestDismissalStartsIsComplete(t *testing.T) {
+	for _, d := range dismissals {
+		if !strings.Contains(dismissalStarts, d[:1]) {
+			t.Errorf("dismissalStarts lacks the first byte of %q", d)
+		}
+	}
+}
+
 // Strong rules flag text on their own: near misses that ordinary text
 // contains must not fire them.
 func TestStrongRulesNearMisses(t *testing.T) {
