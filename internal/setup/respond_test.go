@@ -169,18 +169,28 @@ func (e *respondEnv) client(t *testing.T, a *agentKey, grantTok string) *mcp.Cli
 
 func call(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]any) string {
 	t.Helper()
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	code, err := tryCall(cs, tool, args)
 	if err != nil {
 		t.Fatalf("%s: %v", tool, err)
 	}
+	return code
+}
+
+// tryCall is call for a call whose answer may not arrive: the denial code
+// ("" when allowed), or the error the client saw.
+func tryCall(cs *mcp.ClientSession, tool string, args map[string]any) (string, error) {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: tool, Arguments: args})
+	if err != nil {
+		return "", err
+	}
 	if !res.IsError {
-		return ""
+		return "", nil
 	}
 	d, ok := res.Meta[gateway.MetaDecision].(map[string]any)
 	if !ok {
-		return "error-without-decision"
+		return "error-without-decision", nil
 	}
-	return d["code"].(string)
+	return d["code"].(string), nil
 }
 
 func (e *respondEnv) waitAction(t *testing.T, action respond.ActionType) respond.ActionResult {
@@ -220,11 +230,18 @@ func TestLowAndSlowAttackerIsContained(t *testing.T) {
 			t.Fatalf("legitimate call %d refused: %s", i, code)
 		}
 		if i%3 == 2 {
-			code := call(t, cs, "payments.send_payment", map[string]any{"to": "acct-supplier", "amount": 5000, "currency": "EUR"})
-			if code != string(grant.CodeConstraint) {
-				t.Fatalf("the out-of-bounds payment: %q", code)
-			}
 			refusals++
+			code, err := tryCall(cs, "payments.send_payment", map[string]any{"to": "acct-supplier", "amount": 5000, "currency": "EUR"})
+			if err != nil && refusals == 3 {
+				// The third refusal completes the rule, and the containment
+				// it sets off may close the session before the refusal's
+				// answer has reached the agent.
+				t.Logf("the completing refusal's answer was cut off by containment: %v", err)
+				break
+			}
+			if err != nil || code != string(grant.CodeConstraint) {
+				t.Fatalf("the out-of-bounds payment: %q, %v", code, err)
+			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
