@@ -144,12 +144,12 @@ func (a *Analyzer) AnalyzeInto(s string, an *Analysis) { a.analyze(s, an, nil) }
 // AnalyzeScored is AnalyzeInto for inference: instead of storing sparse
 // feature indices it sums the weights w over them (Chunk.Sum, Chunk.Count),
 // and it skips the offset maps of decoded payloads.
-func (a *Analyzer) AnalyzeScored(s string, an *Analysis, w []int16) { a.analyze(s, an, w) }
+func (a *Analyzer) AnalyzeScored(s string, an *Analysis, w []int8) { a.analyze(s, an, w) }
 
 // Normalizer returns the text normaliser.
 func (a *Analyzer) Normalizer() *textnorm.Normalizer { return a.norm }
 
-func (a *Analyzer) analyze(s string, an *Analysis, w []int16) {
+func (a *Analyzer) analyze(s string, an *Analysis, w []int8) {
 	an.Units = an.Units[:0]
 	an.Payloads = an.Payloads[:0]
 	an.buf = an.buf[:0]
@@ -173,7 +173,7 @@ func (a *Analyzer) analyze(s string, an *Analysis, w []int16) {
 	}
 }
 
-func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int16) {
+func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int8) {
 	// A reused Analysis keeps the slices of the unit that last held this
 	// slot, and of its chunks: refill them rather than allocate.
 	if k := len(an.Units); k < cap(an.Units) {

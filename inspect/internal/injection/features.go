@@ -225,15 +225,15 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 // SumWeights is AppendFeatures fused with the model's dot product: it sums
 // w over the features of s without storing them. It must stay in step with
 // AppendFeatures (a test checks that they agree).
-func (c FeatureConfig) SumWeights(w []int16, s string) (sum int64, count int) {
+func (c FeatureConfig) SumWeights(w []int8, s string) (sum int64, count int) {
 	if c.Bits == fastBits && c.CharMin == 4 && c.CharMax == 4 && len(w) == 1<<fastBits {
-		return sumWeights4((*[1 << fastBits]int16)(w), s)
+		return sumWeights4((*[1 << fastBits]int8)(w), s)
 	}
 	return c.sumWeights(w, s)
 }
 
 // sumWeights is SumWeights for any configuration.
-func (c FeatureConfig) sumWeights(w []int16, s string) (sum int64, count int) {
+func (c FeatureConfig) sumWeights(w []int8, s string) (sum int64, count int) {
 	mask := uint32(len(w) - 1)
 	shift := uint(64 - c.Bits)
 	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
@@ -380,7 +380,7 @@ const fastBits = 20
 // text) take a loop of their own (sumASCIIWords) whose handful of
 // variables stay in registers. On the development set it executes about
 // half the instructions of the general loop.
-func sumWeights4(w *[1 << fastBits]int16, s string) (sum int64, count int) {
+func sumWeights4(w *[1 << fastBits]int8, s string) (sum int64, count int) {
 	const shift = 64 - fastBits
 	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
 	var reg uint64                      // last four characters, 16 bits each, ' ' for any separator run
@@ -485,7 +485,7 @@ func sumWeights4(w *[1 << fastBits]int16, s string) (sum int64, count int) {
 // n-gram register and previous word there. Its handful of variables stay
 // in registers, where sumWeights4's loop reloads its own for every
 // character and separator.
-func sumASCIIWords(w *[1 << fastBits]int16, s string, i int, word, reg, prevWord uint64, havePrev bool) (int, int64, int, uint64, uint64, uint64, bool) {
+func sumASCIIWords(w *[1 << fastBits]int8, s string, i int, word, reg, prevWord uint64, havePrev bool) (int, int64, int, uint64, uint64, uint64, bool) {
 	const shift = 64 - fastBits
 	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
 	var sum int64

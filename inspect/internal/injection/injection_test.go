@@ -162,11 +162,11 @@ func TestSumWeightsAgreesWithAppendFeatures(t *testing.T) {
 	}
 }
 
-func randomWeights(bits int) []int16 {
-	w := make([]int16, 1<<bits)
+func randomWeights(bits int) []int8 {
+	w := make([]int8, 1<<bits)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range w {
-		w[i] = int16(rng.IntN(2000) - 1000)
+		w[i] = int8(rng.IntN(255) - 127)
 	}
 	return w
 }
@@ -181,7 +181,7 @@ func FuzzSumWeights4(f *testing.F) {
 	cfg := DefaultFeatures()
 	w := randomWeights(cfg.Bits)
 	f.Fuzz(func(t *testing.T, s string) {
-		got, n := sumWeights4((*[1 << fastBits]int16)(w), s)
+		got, n := sumWeights4((*[1 << fastBits]int8)(w), s)
 		want, wn := cfg.sumWeights(w, s)
 		if got != want || n != wn {
 			t.Fatalf("%q: sumWeights4 = %d/%d, the general loop gives %d/%d", s, got, n, want, wn)

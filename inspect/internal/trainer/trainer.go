@@ -200,6 +200,7 @@ func run(ctx context.Context, log *slog.Logger, cfg injection.FeatureConfig, out
 			}
 		}
 		m := fit(tr, p, nd, uint64(k+1))
+		m.roundWeights()
 		for _, d := range te {
 			oof = append(oof, m.score(d))
 			oofDocs = append(oofDocs, d)
@@ -317,6 +318,17 @@ func (m *linear) raw(c *injection.Chunk) float64 {
 		z += m.dense[d]
 	}
 	return z
+}
+
+// roundWeights replaces each sparse weight with what the model file will
+// hold (injection.Quantize), so that the out-of-fold scores, and the
+// calibration and threshold chosen from them, are those of the deployed
+// 8-bit table rather than of float weights it only approximates.
+func (m *linear) roundWeights() {
+	q, scale := injection.Quantize(m.w)
+	for i, v := range q {
+		m.w[i] = float32(v) * scale
+	}
 }
 
 // score is the document score: its highest chunk.
