@@ -54,7 +54,10 @@ type Log struct {
 	size   atomic.Uint64         // records written (and durable in sync mode)
 	latest atomic.Pointer[Checkpoint]
 
-	wake  chan struct{}
+	wake chan struct{}
+	// turn is held (a token sent) by whoever writes the files: the writer
+	// goroutine, or a sync-mode Emit committing the batch it waits for.
+	turn  chan struct{}
 	slots chan struct{} // one token per queued event
 	ctl   chan func()
 	stop  chan struct{}
@@ -62,7 +65,7 @@ type Log struct {
 
 	st stats
 
-	// Owned by the committer goroutine.
+	// Changed only while holding turn.
 	seg      *os.File
 	segFirst uint64
 	segSize  int64
@@ -143,7 +146,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 	}
 	l := &Log{
 		dir: dir, opts: opts, signer: signer, verifier: verifier, log: opts.Logger, lock: lock,
-		cur: newBatch(), wake: make(chan struct{}, 1), slots: make(chan struct{}, opts.MaxPending),
+		cur: newBatch(), wake: make(chan struct{}, 1), turn: make(chan struct{}, 1), slots: make(chan struct{}, opts.MaxPending),
 		ctl: make(chan func()), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	l.sync.Store(opts.Mode == tier.AuditSync)
@@ -219,21 +222,40 @@ func (l *Log) Emit(ctx context.Context, e events.Event) error {
 	b := l.cur
 	b.items = append(b.items, p)
 	l.mu.Unlock()
+	if !l.sync.Load() {
+		l.wakeWriter()
+		return nil
+	}
+	// Sync: commit the batch here rather than hand it to the writer
+	// goroutine and wait to be handed the answer back. A lone caller then
+	// goes from its write to its fsync and on without two goroutine
+	// switches, which on a busy gateway cost as much as the encoding and
+	// hashing together. Callers arriving while a commit runs gather in the
+	// next batch, and the first of them to get the turn commits it for all
+	// (group commit).
+	select {
+	case <-b.done:
+	case l.turn <- struct{}{}:
+		select {
+		case <-b.done: // committed by the holder before
+		default:
+			l.commitPending()
+		}
+		<-l.turn
+	case <-ctx.Done():
+		l.wakeWriter() // the event is queued: let the writer commit it
+		return fmt.Errorf("audit: waiting for the event to be durable: %w", ctx.Err())
+	}
+	if b.err != nil {
+		return fmt.Errorf("audit: event not recorded: %w", b.err)
+	}
+	return nil
+}
+
+func (l *Log) wakeWriter() {
 	select {
 	case l.wake <- struct{}{}:
 	default:
-	}
-	if !l.sync.Load() {
-		return nil
-	}
-	select {
-	case <-b.done:
-		if b.err != nil {
-			return fmt.Errorf("audit: event not recorded: %w", b.err)
-		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("audit: waiting for the event to be durable: %w", ctx.Err())
 	}
 }
 
@@ -339,7 +361,7 @@ func (l *Log) ConsistencyProof(ctx context.Context, m, n uint64) ([][]byte, erro
 	return p, err
 }
 
-// do runs f on the committer goroutine.
+// do runs f on the writer goroutine, holding the turn.
 func (l *Log) do(ctx context.Context, f func() error) error {
 	errc := make(chan error, 1)
 	select {
@@ -381,7 +403,9 @@ func (l *Log) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// run is the committer: the only goroutine that writes the log's files.
+// run is the writer goroutine: it commits async batches, syncs, signs
+// checkpoints and runs the functions sent by do, each holding the turn (a
+// sync-mode Emit takes the turn to commit its own batch).
 func (l *Log) run() {
 	defer close(l.done)
 	ckpt := time.NewTicker(l.opts.CheckpointInterval)
@@ -391,34 +415,47 @@ func (l *Log) run() {
 	for {
 		select {
 		case <-l.wake:
-			l.commitPending()
+			l.withTurn(func() { l.commitPending() })
 		case <-flush.C:
-			l.repair()
-			if l.dirty {
-				if err := l.syncSegment(); err != nil {
-					l.fail(err)
+			l.withTurn(func() {
+				l.repair()
+				if l.dirty {
+					if err := l.syncSegment(); err != nil {
+						l.fail(err)
+					}
 				}
-			}
+			})
 		case <-ckpt.C:
-			if err := l.checkpointNow(); err != nil {
-				l.log.Error("audit: checkpoint failed", "err", err)
-			}
-		case f := <-l.ctl:
-			f()
-		case <-l.stop:
-			for l.commitPending() {
-			}
-			if l.dirty {
-				if err := l.syncSegment(); err != nil {
-					l.fail(err)
+			l.withTurn(func() {
+				if err := l.checkpointNow(); err != nil {
+					l.log.Error("audit: checkpoint failed", "err", err)
 				}
-			}
-			if err := l.checkpointNow(); err != nil {
-				l.log.Error("audit: final checkpoint failed", "err", err)
-			}
+			})
+		case f := <-l.ctl:
+			l.withTurn(f)
+		case <-l.stop:
+			l.withTurn(func() {
+				for l.commitPending() {
+				}
+				if l.dirty {
+					if err := l.syncSegment(); err != nil {
+						l.fail(err)
+					}
+				}
+				if err := l.checkpointNow(); err != nil {
+					l.log.Error("audit: final checkpoint failed", "err", err)
+				}
+			})
 			return
 		}
 	}
+}
+
+// withTurn runs f holding the turn to write the files.
+func (l *Log) withTurn(f func()) {
+	l.turn <- struct{}{}
+	defer func() { <-l.turn }()
+	f()
 }
 
 // commitPending writes the queued batch; it reports whether there was one.
