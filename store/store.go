@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -23,17 +25,33 @@ import (
 type DB struct {
 	*sql.DB
 	path string
+	// write serialises this process's writes (InTx and ExecContext).
+	// SQLite lets one writer in at a time and makes the others retry after
+	// growing sleeps; under a burst of writers one of them can lose every
+	// retry until busy_timeout runs out and fail with SQLITE_BUSY (seen
+	// when the red-team runner registered agents from many goroutines on
+	// two busy cores). Waiting here instead is first come, first served
+	// and spends no time asleep while the lock is free. busy_timeout still
+	// covers writers in other processes (the CLI beside a running serve).
+	write sync.Mutex
 }
+
+// busyTimeout is how long a writer waits for another process's.
+const busyTimeout = 5 * time.Second
 
 // Open opens (creating if needed) the SQLite database at path in WAL mode,
 // with foreign keys enforced and writers waiting up to five seconds for one
 // another. The file is created with mode 0600.
 func Open(ctx context.Context, path string) (*DB, error) {
+	return openBusy(ctx, path, busyTimeout)
+}
+
+func openBusy(ctx context.Context, path string, busy time.Duration) (*DB, error) {
 	if err := ensureFile(path); err != nil {
 		return nil, err
 	}
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
@@ -121,9 +139,20 @@ func (d *DB) Migrate(ctx context.Context, component string, steps []string) erro
 	return nil
 }
 
-// InTx runs fn in a transaction, committing if it returns nil and rolling
-// back otherwise.
+// ExecContext runs a statement outside a transaction, after this process's
+// other writes (see DB.write).
+func (d *DB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	d.write.Lock()
+	defer d.write.Unlock()
+	return d.DB.ExecContext(ctx, query, args...)
+}
+
+// InTx runs fn in a write transaction, committing if it returns nil and
+// rolling back otherwise. Transactions of this process run one at a time;
+// fn must use tx, never d, or it waits for itself.
 func (d *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	d.write.Lock()
+	defer d.write.Unlock()
 	tx, err := d.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
