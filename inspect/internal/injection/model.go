@@ -25,8 +25,8 @@ type Meta struct {
 // Model is a linear model over hashed features. Weights are int8 with one
 // scale: scoring reads one weight per character from a table too big for a
 // core's cache, so its size sets the detector's speed on real text. At 8
-// bits (1 MiB) dev_test is scored 10-15% faster than at 16 bits, with the
-// same accuracy (docs/benchmarks.md).
+// bits (1 MiB) dev_test is scored about 13% faster than at 16 bits, with
+// the same accuracy (docs/benchmarks.md).
 type Model struct {
 	Meta  Meta
 	W     []int8    // 1<<Bits sparse weights
