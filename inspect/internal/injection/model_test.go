@@ -2,6 +2,7 @@ package injection
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -29,17 +30,9 @@ func TestModelRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(int8Bytes(got.W), int8Bytes(m.W)) || got.Meta.Scale != m.Meta.Scale || len(got.Dense) != 2 || got.Dense[1] != -0.5 {
+	if !slices.Equal(got.W, m.W) || got.Meta.Scale != m.Meta.Scale || len(got.Dense) != 2 || got.Dense[1] != -0.5 {
 		t.Errorf("decoded model differs from the one encoded")
 	}
-}
-
-func int8Bytes(w []int8) []byte {
-	b := make([]byte, len(w))
-	for i, v := range w {
-		b[i] = byte(v)
-	}
-	return b
 }
 
 func TestQuantizeKeepsLargestWeightAndSign(t *testing.T) {
