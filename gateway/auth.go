@@ -71,6 +71,9 @@ func (g *Gateway) authenticateHTTP(next http.Handler) http.Handler {
 		g.requests.Store(key, ra)
 		defer g.requests.Delete(key)
 		r.Header.Set(headerInternal, key)
+		if sid != "" && g.serveFastCall(w, r, sid) {
+			return
+		}
 		sw := &sessionWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sid == "" {

@@ -125,6 +125,9 @@ type Gateway struct {
 	catalog atomic.Pointer[map[string]*Tool]
 	syncMu  sync.Mutex
 	exposed map[*mcp.Server]*exposure // what is registered on each server
+	// aggTools is the set of tool names registered on the aggregate
+	// server, for the fast path (fastcall.go).
+	aggTools atomic.Pointer[map[string]bool]
 
 	handler  http.Handler
 	requests sync.Map // internal request key -> *requestAuth
@@ -391,6 +394,16 @@ func (g *Gateway) expose(s *mcp.Server, o *offer, aggregate bool) {
 		s.RemovePrompts(g...)
 	}
 	g.exposed[s] = next
+	if aggregate {
+		g.aggTools.Store(&next.tools)
+	}
+}
+
+// servedOnAggregate reports whether the aggregate endpoint serves a tool
+// of this name.
+func (g *Gateway) servedOnAggregate(name string) bool {
+	m := g.aggTools.Load()
+	return m != nil && (*m)[name]
 }
 
 // gone lists the names in have that are not in next.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/warden-run/warden/inspect"
@@ -23,6 +25,11 @@ type session struct {
 	findings []string         // kinds of inspection findings raised in the session
 	own      map[string]*conn // per-session upstream processes, by upstream
 	ended    bool
+	fast     map[jsonrpc.ID]context.CancelFunc // calls the fast path is serving (fastcall.go)
+	// aggregate is set once the aggregate endpoint's MCP layer has passed
+	// a request of this session to the pipeline: the fast path serves only
+	// those sessions.
+	aggregate atomic.Bool
 }
 
 // upstreamConn returns this session's own connection to u, starting its
@@ -96,6 +103,14 @@ func (s *sessions) owner(id string) (string, bool) {
 	defer s.mu.Unlock()
 	o, ok := s.owners[id]
 	return o, ok
+}
+
+// lookup returns the state of the session with this id, if the MCP layer
+// has passed a request of it to the pipeline.
+func (s *sessions) lookup(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byID[id]
 }
 
 // get returns the state of an MCP session, creating it on first sight and

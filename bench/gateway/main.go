@@ -4,7 +4,8 @@
 // and 8, after a warm-up, directly over stdio and through every proxy that
 // can run here: a bare Go-SDK pass-through (the SDK's own floor, stdio and
 // streamable HTTP fronts), supergateway 4.0.0 and mcp-proxy 6.7.19 from npm,
-// and a running Warden gateway when pointed at one (-warden-url). It prints
+// and Warden with every check on (one it starts itself, or a running gateway
+// given by -warden-url). It prints
 // one table and the ratios the performance targets are stated in.
 //
 //	go run ./bench/gateway [-calls 2000] [-warmup 200] [-rounds 1] \
