@@ -419,10 +419,8 @@ func (l *Log) run() {
 		case <-flush.C:
 			l.withTurn(func() {
 				l.repair()
-				if l.dirty {
-					if err := l.syncSegment(); err != nil {
-						l.fail(err)
-					}
+				if err := l.syncSegment(); err != nil {
+					l.fail(err)
 				}
 			})
 		case <-ckpt.C:
@@ -437,10 +435,8 @@ func (l *Log) run() {
 			l.withTurn(func() {
 				for l.commitPending() {
 				}
-				if l.dirty {
-					if err := l.syncSegment(); err != nil {
-						l.fail(err)
-					}
+				if err := l.syncSegment(); err != nil {
+					l.fail(err)
 				}
 				if err := l.checkpointNow(); err != nil {
 					l.log.Error("audit: final checkpoint failed", "err", err)
@@ -608,7 +604,12 @@ func (l *Log) trimSegment() error {
 	return nil
 }
 
+// syncSegment makes what was written to the open segment since its last
+// sync durable; with nothing written it does nothing.
 func (l *Log) syncSegment() error {
+	if !l.dirty {
+		return nil
+	}
 	if err := unix.Fdatasync(int(l.seg.Fd())); err != nil {
 		return fmt.Errorf("syncing audit segment: %w", err)
 	}
@@ -675,11 +676,9 @@ func (l *Log) checkpointNow() error {
 	if errp := l.failed.Load(); errp != nil {
 		return fmt.Errorf("not signing a checkpoint while the log cannot record: %w", *errp)
 	}
-	if l.dirty {
-		if err := l.syncSegment(); err != nil {
-			l.fail(err)
-			return err
-		}
+	if err := l.syncSegment(); err != nil {
+		l.fail(err)
+		return err
 	}
 	if err := l.flushDerived(true); err != nil {
 		return err
@@ -708,10 +707,8 @@ func (l *Log) roll() error {
 	if err := l.trimSegment(); err != nil {
 		return err
 	}
-	if l.dirty {
-		if err := l.syncSegment(); err != nil {
-			return err
-		}
+	if err := l.syncSegment(); err != nil {
+		return err
 	}
 	first := l.tree.size()
 	seg, idx, err := createSegment(l.dir, first)
