@@ -14,6 +14,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/warden-run/warden/config"
 )
 
 // This file serves the commonest request, a plain tools/call in a session
@@ -170,7 +172,7 @@ func isLoopback(hostport string) bool {
 func (g *Gateway) peekBody(r *http.Request) ([]byte, bool) {
 	limit := g.cfg.MaxMessageBytes
 	if limit <= 0 {
-		limit = 4 << 20
+		limit = config.DefaultMaxMessageBytes
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	r.Body = struct {

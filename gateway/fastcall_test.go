@@ -83,8 +83,8 @@ func TestPlainCallsAreServedWithoutTheSDKHandOffs(t *testing.T) {
 	if got := rec.types("tools/call"); len(got) != 3 || got[0] != "application/json" || got[1] != "text/event-stream" || got[2] != "application/json" {
 		t.Fatalf("tools/call answered as %v, want application/json, text/event-stream (progress asked), application/json", got)
 	}
-	if allowed.IsError || text(allowed) == "" || text(allowed) != text(viaSDK) {
-		t.Fatalf("the same call answered %q by the fast path and %q through the SDK", text(allowed), text(viaSDK))
+	if allowed.IsError || allText(allowed) == "" || allText(allowed) != allText(viaSDK) {
+		t.Fatalf("the same call answered %q by the fast path and %q through the SDK", allText(allowed), allText(viaSDK))
 	}
 	if !denied.IsError || decision(t, denied) == "" {
 		t.Fatalf("a call outside the grant was not refused with a decision: %+v", denied)
@@ -93,19 +93,8 @@ func TestPlainCallsAreServedWithoutTheSDKHandOffs(t *testing.T) {
 
 // notifications/cancelled for a call the fast path serves cancels it.
 func TestCancelledNotificationReachesAFastCall(t *testing.T) {
-	up := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
-	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	type args struct{}
-	mcp.AddTool(up, &mcp.Tool{Name: "wait"}, func(c contextT, _ *mcp.CallToolRequest, _ args) (*mcp.CallToolResult, any, error) {
-		started <- struct{}{}
-		select {
-		case <-c.Done():
-			cancelled <- struct{}{}
-		case <-time.After(10 * time.Second):
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
-	})
-	e := start(t, []config.Upstream{{Name: "slow", HTTP: &config.HTTPUpstream{URL: newHTTPServer(t, up)}, Tools: map[string][]string{"wait": {"reads"}}}},
+	url, started, cancelled := waitingUpstream(t)
+	e := start(t, []config.Upstream{{Name: "slow", HTTP: &config.HTTPUpstream{URL: url}, Tools: map[string][]string{"wait": {"reads"}}}},
 		func(g *config.Gateway) { g.CallTimeout = 20 * time.Second })
 	a := e.agent(t, "a")
 	_, tok := e.grantFor(t, a, `[{"tool": "slow.*"}]`, 5)
@@ -158,14 +147,4 @@ func TestCancelledNotificationReachesAFastCall(t *testing.T) {
 	if got := <-answered; !strings.HasPrefix(got, "application/json ") || !strings.Contains(got, `"id":"c-1"`) {
 		t.Fatalf("the cancelled call was answered %q, want a JSON-RPC answer from the fast path", got)
 	}
-}
-
-func text(r *mcp.CallToolResult) string {
-	var b strings.Builder
-	for _, c := range r.Content {
-		if t, ok := c.(*mcp.TextContent); ok {
-			b.WriteString(t.Text)
-		}
-	}
-	return b.String()
 }

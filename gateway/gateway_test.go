@@ -151,18 +151,7 @@ func TestASessionBelongsToTheAgentThatOpenedIt(t *testing.T) {
 }
 
 func TestRevocationCancelsCallsInFlight(t *testing.T) {
-	slow := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
-	started := make(chan struct{}, 1)
-	type args struct{}
-	mcp.AddTool(slow, &mcp.Tool{Name: "wait"}, func(c contextT, _ *mcp.CallToolRequest, _ args) (*mcp.CallToolResult, any, error) {
-		started <- struct{}{}
-		select {
-		case <-c.Done():
-		case <-time.After(10 * time.Second):
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
-	})
-	srv := newHTTPServer(t, slow)
+	srv, started, _ := waitingUpstream(t)
 	e := start(t, []config.Upstream{{Name: "slow", HTTP: &config.HTTPUpstream{URL: srv}, Tools: map[string][]string{"wait": {"reads"}}}},
 		func(g *config.Gateway) { g.CallTimeout = 20 * time.Second })
 	a := e.agent(t, "a")

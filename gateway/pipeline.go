@@ -478,10 +478,10 @@ func (g *Gateway) middleware(upstream string) mcp.Middleware {
 
 func (g *Gateway) filterList(upstream string, next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-		// The aggregate endpoint's sessions, once known here, can have
-		// their plain tool calls served without the SDK's hand-offs
-		// (fastcall.go).
-		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && upstream == "" {
+		// The aggregate endpoint's sessions, known here from their
+		// initialize on, can have their plain tool calls served without
+		// the SDK's hand-offs (fastcall.go).
+		if ss, ok := req.GetSession().(*mcp.ServerSession); ok && upstream == "" && method == "initialize" {
 			if ra := g.requestAuth(req.GetExtra()); ra != nil {
 				g.sessions.get(ss, ra.caller.ID.String()).aggregate.Store(true)
 			}

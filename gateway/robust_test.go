@@ -126,19 +126,8 @@ func TestMalformedRequests(t *testing.T) {
 
 // A client that disconnects mid-call cancels the upstream call.
 func TestClientDisconnectCancelsTheCall(t *testing.T) {
-	up := mcp.NewServer(&mcp.Implementation{Name: "slow", Version: "1"}, nil)
-	started, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	type args struct{}
-	mcp.AddTool(up, &mcp.Tool{Name: "wait"}, func(c contextT, _ *mcp.CallToolRequest, _ args) (*mcp.CallToolResult, any, error) {
-		started <- struct{}{}
-		select {
-		case <-c.Done():
-			cancelled <- struct{}{}
-		case <-time.After(10 * time.Second):
-		}
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "done"}}}, nil, nil
-	})
-	e := start(t, []config.Upstream{{Name: "slow", HTTP: &config.HTTPUpstream{URL: newHTTPServer(t, up)}, Tools: map[string][]string{"wait": {"reads"}}}},
+	url, started, cancelled := waitingUpstream(t)
+	e := start(t, []config.Upstream{{Name: "slow", HTTP: &config.HTTPUpstream{URL: url}, Tools: map[string][]string{"wait": {"reads"}}}},
 		func(g *config.Gateway) { g.CallTimeout = 20 * time.Second })
 	a := e.agent(t, "a")
 	_, tok := e.grantFor(t, a, `[{"tool": "slow.*"}]`, 5)
