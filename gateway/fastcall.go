@@ -36,9 +36,10 @@ import (
 // transport allows for any request and both SDK clients read. Anything
 // else is left to the SDK, untouched: other methods and notifications,
 // batches, calls that carry _meta (progress tokens, per-request protocol
-// fields) or fields other than name and arguments, sessions not yet seen
-// by the pipeline or not yet initialised, protocol versions this path was
-// not written against, and requests the SDK would refuse.
+// fields) or fields other than name and arguments, sessions whose
+// initialize Warden did not see or that are not yet initialised, protocol
+// versions this path was not written against, and requests the SDK would
+// refuse.
 
 // fastVersions are the protocol versions whose tools/call the fast path
 // serves: the SDK handles those calls the way serveFastCall does (later

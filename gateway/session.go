@@ -26,9 +26,9 @@ type session struct {
 	own      map[string]*conn // per-session upstream processes, by upstream
 	ended    bool
 	fast     map[jsonrpc.ID]context.CancelFunc // calls the fast path is serving (fastcall.go)
-	// aggregate is set once the aggregate endpoint's MCP layer has passed
-	// a request of this session to the pipeline: the fast path serves only
-	// those sessions.
+	// aggregate is set when the aggregate endpoint's MCP layer passes this
+	// session's initialize through Warden's middleware: the fast path
+	// serves only those sessions.
 	aggregate atomic.Bool
 }
 
