@@ -182,7 +182,7 @@ func (d *Detector) Detect(text string) Verdict {
 	if v.Injection {
 		u := &an.Units[bu]
 		c := u.Chunks[bc]
-		s, e := d.hotSentence(u.Norm.S, c.Start, c.End)
+		s, e := d.hotSentence(an, u.Norm.S, c.Start, c.End)
 		v.Spans = append(v.Spans, d.span(text, an, u, s, e, "classifier"))
 		// What fmt.Sprintf("score %.2f at or above threshold %.2f") says,
 		// built without fmt (every flagged text takes this path).
@@ -297,37 +297,27 @@ func cutString(s string, n int) string {
 }
 
 // hotSentence returns the sentence within [start,end) of s whose features
-// weigh most towards injection.
-func (d *Detector) hotSentence(s string, start, end int) (int, int) {
+// weigh most towards injection: each sentence's weights summed and divided
+// by the square root of their number, all sentences read in one pass
+// (SentenceSums).
+func (d *Detector) hotSentence(an *injection.Analysis, s string, start, end int) (int, int) {
 	bs, be, bw := start, end, math.Inf(-1)
-	// Text of one sentence (most prompts) needs no weighing: the first
-	// sentence scored always beats the initial -Inf.
-	nonBlank := 0
-	for i := start; i < end && nonBlank < 2; {
-		j := sentenceEnd(s, i, end)
-		if len(strings.TrimSpace(s[i:j])) > 0 {
-			nonBlank++
-			bs, be = i, j
-		}
-		i = j
-	}
-	if nonBlank > 1 {
-		bs, be = start, end
-		cfg := d.an.Config()
-		for i := start; i < end; {
-			j := sentenceEnd(s, i, end)
-			seg := s[i:j]
-			if len(strings.TrimSpace(seg)) > 0 {
-				sum, n := cfg.SumWeights(d.m.W, seg)
-				w := float64(sum)
-				if n > 0 {
+	if secondSentence(s[start:end]) {
+		marks := d.an.Config().SentenceSums(d.m.W, s[start:end], an.Sentences[:0])
+		an.Sentences = marks
+		prev := injection.Sentence{}
+		for _, m := range marks {
+			// Blank sentences (a run of newlines) are no candidates.
+			if seg := s[start+prev.End : start+m.End]; strings.TrimSpace(seg) != "" {
+				w := float64(m.Sum - prev.Sum)
+				if n := m.Count - prev.Count; n > 0 {
 					w /= math.Sqrt(float64(n))
 				}
 				if w > bw {
-					bs, be, bw = i, j, w
+					bs, be, bw = start+prev.End, start+m.End, w
 				}
 			}
-			i = j
+			prev = m
 		}
 	}
 	for bs < be && (s[bs] == ' ' || s[bs] == '\n') {
@@ -336,23 +326,23 @@ func (d *Detector) hotSentence(s string, start, end int) (int, int) {
 	return bs, be
 }
 
-// sentenceEnd returns the end of the sentence of s[:end] that starts at i:
-// after a newline, or after . ! ? followed by a space (so that URLs and
-// numbers stay whole).
-func sentenceEnd(s string, i, end int) int {
-	// The four bytes that can end a sentence are below 64: one test of a
-	// bit mask passes over the others.
-	const stops uint64 = 1<<'\n' | 1<<'.' | 1<<'!' | 1<<'?'
-	j := i
-	for ; j < end; j++ {
-		if c := s[j]; c < 64 && stops>>c&1 != 0 && (c == '\n' || j+1 == end || s[j+1] == ' ') {
-			break
+// secondSentence reports whether s has a sentence that is not blank after
+// its first (where SentenceSums ends sentences): most prompts are one
+// sentence, and need no weighing.
+func secondSentence(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\n':
+		case '.', '!', '?':
+			if i+1 < len(s) && s[i+1] != ' ' {
+				continue
+			}
+		default:
+			continue
 		}
+		return strings.TrimSpace(s[i+1:]) != ""
 	}
-	if j < end {
-		j++
-	}
-	return j
+	return false
 }
 
 func dedupe(s []string) []string {

@@ -41,6 +41,9 @@ type Analysis struct {
 	Payloads []decode.Payload
 	Units    []Unit
 	buf      []uint32 // backing store of the chunks' sparse indices
+	// Sentences is storage for the caller's SentenceSums, kept with the
+	// rest when an Analysis is reused.
+	Sentences []Sentence
 }
 
 // Limits bound the work per input.

@@ -226,14 +226,52 @@ func (c FeatureConfig) AppendFeatures(dst []uint32, s string) []uint32 {
 // w over the features of s without storing them. It must stay in step with
 // AppendFeatures (a test checks that they agree).
 func (c FeatureConfig) SumWeights(w []int8, s string) (sum int64, count int) {
-	if c.Bits == fastBits && c.CharMin == 4 && c.CharMax == 4 && len(w) == 1<<fastBits {
-		return sumWeights4((*[1 << fastBits]int8)(w), s)
-	}
-	return c.sumWeights(w, s)
+	return c.sumSentences(w, s, nil)
 }
 
-// sumWeights is SumWeights for any configuration.
-func (c FeatureConfig) sumWeights(w []int8, s string) (sum int64, count int) {
+// Sentence marks the end of a sentence in text SentenceSums read: the byte
+// offset after it, and the sum and number of the features up to there.
+type Sentence struct {
+	End   int
+	Sum   int64
+	Count int
+}
+
+// SentenceSums is SumWeights that also appends to dst, at the end of each
+// sentence of s and at the end of s, the running sum and count (so a
+// sentence's own are the difference from the mark before). A sentence ends
+// after a newline, or after . ! or ? followed by a space or the end of s.
+// The features that span two sentences (the 4-grams and the word pair
+// across the boundary) count for the second.
+func (c FeatureConfig) SentenceSums(w []int8, s string, dst []Sentence) []Sentence {
+	sum, count := c.sumSentences(w, s, &dst)
+	if len(dst) == 0 || dst[len(dst)-1].End != len(s) {
+		dst = append(dst, Sentence{End: len(s), Sum: sum, Count: count})
+	}
+	return dst
+}
+
+func (c FeatureConfig) sumSentences(w []int8, s string, marks *[]Sentence) (sum int64, count int) {
+	if c.Bits == fastBits && c.CharMin == 4 && c.CharMax == 4 && len(w) == 1<<fastBits {
+		return sumWeights4((*[1 << fastBits]int8)(w), s, marks)
+	}
+	return c.sumWeights(w, s, marks)
+}
+
+// sentenceStop reports whether the separator r, before s[i], ends a
+// sentence (SentenceSums).
+func sentenceStop(r rune, s string, i int) bool {
+	switch r {
+	case '\n':
+		return true
+	case '.', '!', '?':
+		return i == len(s) || s[i] == ' '
+	}
+	return false
+}
+
+// sumWeights is sumSentences for any configuration.
+func (c FeatureConfig) sumWeights(w []int8, s string, marks *[]Sentence) (sum int64, count int) {
 	mask := uint32(len(w) - 1)
 	shift := uint(64 - c.Bits)
 	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
@@ -330,6 +368,9 @@ func (c FeatureConfig) sumWeights(w []int8, s string) (sum int64, count int) {
 			}
 		}
 		lastPunct = r
+		if marks != nil && sentenceStop(r, s, i) {
+			*marks = append(*marks, Sentence{End: i, Sum: sum, Count: count})
+		}
 		continue
 	wordRune:
 		lastPunct = 0
@@ -369,7 +410,7 @@ func (c FeatureConfig) sumWeights(w []int8, s string) (sum int64, count int) {
 // written for.
 const fastBits = 20
 
-// sumWeights4 is SumWeights for the configuration of DefaultFeatures, the
+// sumWeights4 is sumSentences for the configuration of DefaultFeatures, the
 // one the shipped model uses: character 4-grams only, 1<<fastBits weights.
 // It computes what the general loop does for CharMin = CharMax = 4 (a test
 // checks both against AppendFeatures), with the shift a constant, indices
@@ -380,7 +421,7 @@ const fastBits = 20
 // text) take a loop of their own (sumASCIIWords) whose handful of
 // variables stay in registers. On the development set it executes about
 // half the instructions of the general loop.
-func sumWeights4(w *[1 << fastBits]int8, s string) (sum int64, count int) {
+func sumWeights4(w *[1 << fastBits]int8, s string, marks *[]Sentence) (sum int64, count int) {
 	const shift = 64 - fastBits
 	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
 	var reg uint64                      // last four characters, 16 bits each, ' ' for any separator run
@@ -446,6 +487,9 @@ func sumWeights4(w *[1 << fastBits]int8, s string) (sum int64, count int) {
 			}
 		}
 		lastPunct = r
+		if marks != nil && sentenceStop(r, s, i) {
+			*marks = append(*marks, Sentence{End: i, Sum: sum, Count: count})
+		}
 		continue
 	wordRune:
 		lastPunct = 0

@@ -2,6 +2,7 @@ package injection
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"unicode"
@@ -181,12 +182,48 @@ func FuzzSumWeights4(f *testing.F) {
 	cfg := DefaultFeatures()
 	w := randomWeights(cfg.Bits)
 	f.Fuzz(func(t *testing.T, s string) {
-		got, n := sumWeights4((*[1 << fastBits]int8)(w), s)
-		want, wn := cfg.sumWeights(w, s)
+		var marks, wantMarks []Sentence
+		got, n := sumWeights4((*[1 << fastBits]int8)(w), s, &marks)
+		want, wn := cfg.sumWeights(w, s, &wantMarks)
 		if got != want || n != wn {
 			t.Fatalf("%q: sumWeights4 = %d/%d, the general loop gives %d/%d", s, got, n, want, wn)
 		}
+		if !slices.Equal(marks, wantMarks) {
+			t.Fatalf("%q: sumWeights4 marks sentences %v, the general loop %v", s, marks, wantMarks)
+		}
 	})
+}
+
+// SentenceSums marks each sentence's end with the running sums, the last
+// one being what SumWeights gives for the whole text.
+func TestSentenceSums(t *testing.T) {
+	w := randomWeights(fastBits)
+	for _, cfg := range []FeatureConfig{DefaultFeatures(), {Bits: 18, CharMin: 3, CharMax: 5}} {
+		w := w[:1<<cfg.Bits]
+		for _, c := range []struct {
+			text string
+			ends []int
+		}{
+			{"", []int{0}},
+			{"one sentence", []int{12}},
+			{"one two. three\nfour ", []int{8, 15, 20}},
+			{"see example.com! ok? yes.", []int{16, 20, 25}},
+			{"a.b 3.5 well", []int{12}}, // no space after the dots
+		} {
+			marks := cfg.SentenceSums(w, c.text, nil)
+			var ends []int
+			for _, m := range marks {
+				ends = append(ends, m.End)
+			}
+			if !slices.Equal(ends, c.ends) {
+				t.Errorf("%+v %q: sentences end at %v, want %v", cfg, c.text, ends, c.ends)
+			}
+			sum, n := cfg.SumWeights(w, c.text)
+			if last := marks[len(marks)-1]; last.Sum != sum || last.Count != n {
+				t.Errorf("%+v %q: last mark %d/%d, SumWeights %d/%d", cfg, c.text, last.Sum, last.Count, sum, n)
+			}
+		}
+	}
 }
 
 // decodeRune decodes what utf8.DecodeRuneInString does, valid or not.

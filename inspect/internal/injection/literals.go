@@ -2,6 +2,7 @@ package injection
 
 import (
 	"regexp/syntax"
+	"slices"
 	"strings"
 )
 
@@ -95,6 +96,10 @@ type cond struct {
 	lit string
 	and []cond
 	or  []cond
+	// pre, when set, is a literal the text has at byte at (an anchored
+	// cond, anchoredCond): a test of a few bytes, where lit searches.
+	pre string
+	at  int
 }
 
 // maxCondLits bounds the literals of a cond; a pattern that needs more
@@ -165,9 +170,102 @@ func requiredCond(re *syntax.Regexp) (c cond, ok bool) {
 	return cond{}, false
 }
 
+// anchoredCond is mustCond for matches that start where the text does (a
+// rule's pattern run at its trigger word): besides the literals every
+// match contains, it asks for the literals a match must start with, or
+// have at a fixed offset, which a window around a common trigger word
+// ("the", "i", "what") rarely has. For `\bwhere\s+is|\bthe\s+user's`
+// at the word "the" it tests that the text starts with "where" or with
+// "the" and contains "user's", instead of searching for both
+// alternatives' words.
+func anchoredCond(pattern string) cond {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return cond{}
+	}
+	c, ok := anchoredAt(re.Simplify(), 0)
+	if !ok || c.lits() > maxCondLits {
+		return mustCond(pattern)
+	}
+	return c
+}
+
+// anchoredAt is requiredCond for the matches of re that start at byte off
+// of the text; ok is false when it proves nothing. Literals at a known
+// offset become prefix tests; past the first part of unknown length the
+// parts are searched for as requiredCond does.
+func anchoredAt(re *syntax.Regexp, off int) (c cond, ok bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return cond{}, false
+		}
+		return cond{pre: string(re.Rune), at: off}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return anchoredAt(re.Sub[0], off)
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return anchoredAt(re.Sub[0], off)
+		}
+	case syntax.OpConcat:
+		var parts []cond
+		for _, sub := range re.Sub {
+			var c cond
+			var ok bool
+			if off >= 0 {
+				c, ok = anchoredAt(sub, off)
+			} else {
+				c, ok = requiredCond(sub)
+			}
+			if ok {
+				parts = append(parts, c)
+			}
+			switch {
+			case off < 0:
+			case emptyWidth(sub.Op):
+			case sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0:
+				off += len(string(sub.Rune))
+			default:
+				off = -1
+			}
+		}
+		switch len(parts) {
+		case 0:
+			return cond{}, false
+		case 1:
+			return parts[0], true
+		}
+		// holds tries an and's parts from the last: the prefix tests,
+		// which come first here, are the cheapest.
+		slices.Reverse(parts)
+		return cond{and: parts}, true
+	case syntax.OpAlternate:
+		var alts []cond
+		for _, sub := range re.Sub {
+			c, ok := anchoredAt(sub, off)
+			if !ok {
+				return cond{}, false
+			}
+			alts = append(alts, c)
+		}
+		return cond{or: alts}, true
+	}
+	return cond{}, false
+}
+
+// emptyWidth reports the operators that match without consuming text.
+func emptyWidth(op syntax.Op) bool {
+	switch op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
+		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return true
+	}
+	return false
+}
+
 func (c *cond) lits() int {
 	n := 0
-	if c.lit != "" {
+	if c.lit != "" || c.pre != "" {
 		n++
 	}
 	for i := range c.and {
@@ -184,6 +282,8 @@ func (c *cond) lits() int {
 // holds.
 func (c *cond) holds(s string) bool {
 	switch {
+	case c.pre != "":
+		return len(s) >= c.at+len(c.pre) && s[c.at:c.at+len(c.pre)] == c.pre
 	case c.lit != "":
 		return strings.Contains(s, c.lit)
 	case c.and != nil:

@@ -50,6 +50,7 @@ type Rule struct {
 	re       *regexp.Regexp // for windows around stems
 	reA      *regexp.Regexp // anchored at a trigger word
 	need     cond           // what every match contains (mustCond)
+	needA    cond           // what every match of reA contains (anchoredCond)
 }
 
 // Builtin checks.
@@ -271,6 +272,7 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
 			r.need = mustCond(r.Pattern)
+			r.needA = anchoredCond(r.Pattern)
 		}
 		if r.MinCount <= 0 {
 			r.MinCount = 1
@@ -607,7 +609,7 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 						continue
 					}
 					end := runeStart(s, min(len(s), p+r.Window))
-					if !r.need.holds(s[p:end]) {
+					if !r.needA.holds(s[p:end]) {
 						continue
 					}
 					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
