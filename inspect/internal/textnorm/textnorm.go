@@ -78,15 +78,15 @@ type Normalizer struct {
 	lower [256]byte
 	// Text made only of printable ASCII and "plain" characters is already
 	// in NFKC, so normalising it only lower-cases: it takes the one-pass
-	// path (plainLower). A plain character is one of the Basic Multilingual
+	// path (plainFast). A plain character is one of the Basic Multilingual
 	// Plane that NFKC leaves alone on its own and that pass 1 neither
 	// strips nor flags. Next to each other plain characters stay in NFKC
 	// unless two combining marks are out of order, counting the marks
-	// inside precomposed letters (isPlain checks the classes in ccc), a
+	// inside precomposed letters (plainFast checks the classes in ccc), a
 	// character composes with the last character of class 0 before it
 	// (the Devanagari nukta after some consonants, Bengali and Tamil
 	// two-part vowel signs: those are in compose, their partners in
-	// pairs), or more than 30 marks follow each other (isPlain counts).
+	// pairs), or more than 30 marks follow each other (plainFast counts).
 	plain   [0x10000 / 64]uint64
 	marks   [0x10000 / 64]uint64 // plain characters whose decomposition has a combining mark
 	ccc     map[rune][2]uint8    // their first and last characters' combining classes
@@ -248,112 +248,7 @@ func (n *Normalizer) buildPlain() {
 	}
 }
 
-// isPlain reports whether s holds only printable ASCII (with tabs and
-// newlines) and plain characters, with its combining marks in order and
-// no two characters that compose: normalising it only lower-cases.
-func (n *Normalizer) isPlain(s string) bool {
-	var starter rune    // the last character of class 0
-	var prevTrail uint8 // the class of the last mark in the character before
-	// marks bounds the combining marks in a row: x/text, following Unicode's
-	// stream-safe format, inserts U+034F after 30 of them. A character
-	// with marks counts as 4 (no decomposition holds more than 3).
-	marks := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if n.lower[c] == 0 {
-				return false
-			}
-			starter, prevTrail, marks = rune(c), 0, 0
-			i++
-			continue
-		}
-		var r rune
-		var size int
-		if c >= 0xE0 && c < 0xF0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
-			// Three bytes (Indic, Thai, CJK ...), decoded inline: the
-			// library decodes only ASCII so. An overlong form or a
-			// surrogate would decode to U+FFFD, which is not plain.
-			r, size = rune(c&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
-			if r < 0x800 || r >= 0xD800 && r < 0xE000 {
-				return false
-			}
-		} else {
-			r, size = utf8.DecodeRuneInString(s[i:])
-		}
-		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
-			return false
-		}
-		var lead, trail uint8
-		if n.marks[r/64]&(1<<(r%64)) != 0 {
-			lt := n.ccc[r]
-			if lead, trail = lt[0], lt[1]; lead != 0 && lead < prevTrail {
-				return false // NFKC would reorder the marks
-			}
-		}
-		// A character composes with the last starter unless a mark between
-		// them blocks it; whether one does is not worked out here.
-		if n.compose[r/64]&(1<<(r%64)) != 0 && n.pairs[[2]rune{starter, r}] {
-			return false
-		}
-		if lead == 0 {
-			starter, marks = r, 0
-		}
-		if lead != 0 || trail != 0 {
-			if marks += 4; marks > 28 {
-				return false
-			}
-		}
-		prevTrail = trail
-		i += size
-	}
-	return true
-}
-
-// plainLower normalises text isPlain accepted: what general computes for it
-// (pass 1 keeps every character, NFKC changes nothing), in one pass. Lower
-// case almost never changes a character's UTF-8 length; when none does and
-// no look-alike is folded, the result is aligned byte for byte with the
-// input and its offset map is the identity (Orig(i) is i), which needs no
-// table.
-func (n *Normalizer) plainLower(s string, track bool) Text {
-	out := make([]byte, 0, len(s)+len(s)/8)
-	aligned := true
-	for j := 0; j < len(s); {
-		c := s[j]
-		if c < utf8.RuneSelf {
-			out = append(out, n.lower[c])
-			j++
-			continue
-		}
-		if size := caselessSize(c); size > 0 {
-			// Most text outside Latin, Greek and Cyrillic: no case, so its
-			// bytes are copied as they are (isPlain accepted only valid
-			// UTF-8), without decoding.
-			out = append(out, s[j:j+size]...)
-			j += size
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[j:])
-		before := len(out)
-		out = utf8.AppendRune(out, lower(r))
-		aligned = aligned && len(out)-before == size
-		j += size
-	}
-	if track && !aligned {
-		return n.plainLowerMapped(s)
-	}
-	var t Text
-	folded := n.foldHomoglyphs(out, &t)
-	if track && t.Flags.has(FlagHomoglyph) {
-		return n.plainLowerMapped(s)
-	}
-	t.S = string(folded)
-	t.identity = track
-	return t
-}
-
-// plainLowerMapped is plainLower with an offset map for every byte.
+// plainLowerMapped is plainFast with an offset map for every byte.
 func (n *Normalizer) plainLowerMapped(s string) Text {
 	var t Text
 	out := make([]byte, 0, len(s)+len(s)/8)
@@ -380,10 +275,107 @@ func (n *Normalizer) plainLowerMapped(s string) Text {
 }
 
 func (n *Normalizer) slow(s string, track bool) Text {
-	if n.isPlain(s) {
-		return n.plainLower(s, track)
+	if t, ok := n.plainFast(s, track); ok {
+		return t
 	}
 	return n.general(s, track)
+}
+
+// plainFast normalises plain text in one pass: text of printable ASCII
+// (with tabs and newlines) and plain characters, its combining marks in
+// order and no two of its characters composing. For such text general's
+// pass 1 keeps every character and NFKC changes nothing, so normalising
+// only lower-cases (and folds look-alikes, when a byte that leads one was
+// seen). It gives up (ok false) at the first character that breaks those
+// conditions; the caller then takes general. Lower case almost never
+// changes a character's UTF-8 length; when none does and no look-alike is
+// folded, the result is aligned byte for byte with the input and its
+// offset map is the identity (Orig(i) is i), which needs no table.
+func (n *Normalizer) plainFast(s string, track bool) (Text, bool) {
+	out := make([]byte, 0, len(s)+len(s)/8)
+	aligned, confusable := true, false
+	var starter rune    // the last character of class 0
+	var prevTrail uint8 // the class of the last mark in the character before
+	// marks bounds the combining marks in a row: x/text, following Unicode's
+	// stream-safe format, inserts U+034F after 30 of them. A character
+	// with marks counts as 4 (no decomposition holds more than 3).
+	marks := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			l := n.lower[c]
+			if l == 0 {
+				return Text{}, false
+			}
+			out = append(out, l)
+			starter, prevTrail, marks = rune(c), 0, 0
+			i++
+			continue
+		}
+		var r rune
+		var size int
+		if c >= 0xE0 && c < 0xF0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+			// Three bytes (Indic, Thai, CJK ...), decoded inline: the
+			// library decodes only ASCII so. An overlong form or a
+			// surrogate would decode to U+FFFD, which is not plain.
+			r, size = rune(c&0x0F)<<12|rune(s[i+1]&0x3F)<<6|rune(s[i+2]&0x3F), 3
+			if r < 0x800 || r >= 0xD800 && r < 0xE000 {
+				return Text{}, false
+			}
+		} else {
+			r, size = utf8.DecodeRuneInString(s[i:])
+		}
+		if r >= 0x10000 || n.plain[r/64]&(1<<(r%64)) == 0 {
+			return Text{}, false
+		}
+		var lead, trail uint8
+		if n.marks[r/64]&(1<<(r%64)) != 0 {
+			lt := n.ccc[r]
+			if lead, trail = lt[0], lt[1]; lead != 0 && lead < prevTrail {
+				return Text{}, false // NFKC would reorder the marks
+			}
+		}
+		// A character composes with the last starter unless a mark between
+		// them blocks it; whether one does is not worked out here.
+		if n.compose[r/64]&(1<<(r%64)) != 0 && n.pairs[[2]rune{starter, r}] {
+			return Text{}, false
+		}
+		if lead == 0 {
+			starter, marks = r, 0
+		}
+		if lead != 0 || trail != 0 {
+			if marks += 4; marks > 28 {
+				return Text{}, false
+			}
+		}
+		prevTrail = trail
+		if caselessSize(c) > 0 {
+			// Most text outside Latin, Greek and Cyrillic: no case, and no
+			// look-alikes, so its bytes are copied as they are.
+			out = append(out, s[i:i+size]...)
+		} else {
+			before := len(out)
+			out = utf8.AppendRune(out, lower(r))
+			aligned = aligned && len(out)-before == size
+			lc := out[before]
+			confusable = confusable || lc >= 0xC9 && lc <= 0xD4
+		}
+		i += size
+	}
+	if track && !aligned {
+		return n.plainLowerMapped(s), true
+	}
+	var t Text
+	folded := out
+	if confusable {
+		folded = n.foldHomoglyphs(out, &t)
+		if track && t.Flags.has(FlagHomoglyph) {
+			return n.plainLowerMapped(s), true
+		}
+	}
+	t.S = string(folded)
+	t.identity = track
+	return t, true
 }
 
 // general is the normaliser for any text.
@@ -547,6 +539,17 @@ func (f Flag) has(g Flag) bool { return f&g != 0 }
 // lower lower-cases r, skipping the table lookup for scripts without case
 // (most of the non-Latin text Warden sees: Indic, Arabic, CJK, Thai).
 func lower(r rune) rune {
+	// Small letters of Latin-1, Greek and Cyrillic and the Cyrillic
+	// capitals, without the table search (a test checks every character
+	// against unicode.ToLower).
+	switch {
+	case r >= 0x00E0 && r <= 0x00FF, r >= 0x03B1 && r <= 0x03C9, r >= 0x0430 && r <= 0x045F:
+		return r
+	case r >= 0x0410 && r <= 0x042F:
+		return r + 0x20
+	case r >= 0x0400 && r <= 0x040F:
+		return r + 0x50
+	}
 	if r < 0x0590 || r >= 0x10A0 && r < 0x1100 || r >= 0x13A0 && r < 0x1400 || r >= 0x1C80 && r < 0x1CC0 ||
 		r >= 0x1E00 && r < 0x2200 || r >= 0x2C00 && r < 0x2D30 || r >= 0xA640 && r < 0xA800 || r >= 0xAB70 && r < 0xABC0 ||
 		r >= 0xFF21 && r <= 0xFF3A || r >= 0x10400 {

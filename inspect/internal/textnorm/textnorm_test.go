@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
@@ -67,7 +68,7 @@ func TestOrigOffsets(t *testing.T) {
 	}
 }
 
-// Text isPlain accepts is already in NFKC.
+// Text plainFast accepts is already in NFKC.
 func TestPlainIsNFKC(t *testing.T) {
 	n := New()
 	var plain []rune
@@ -88,7 +89,7 @@ func TestPlainIsNFKC(t *testing.T) {
 			}
 			b = append(b, plain[(k+rng.IntN(64))%len(plain)])
 		}
-		if s := string(b); n.isPlain(s) {
+		if s := string(b); n.accepts(s) {
 			accepted++
 			if !norm.NFKC.IsNormalString(s) {
 				t.Fatalf("%q (%U) is accepted as plain but not in NFKC", s, b)
@@ -100,7 +101,7 @@ func TestPlainIsNFKC(t *testing.T) {
 	}
 	// Long runs of marks get U+034F inserted (stream-safe text format).
 	for _, s := range []string{"क" + strings.Repeat("\u094d", 40), "é" + strings.Repeat("\u0301", 29), "ḝ" + strings.Repeat("\u0e48", 12)} {
-		if n.isPlain(s) && !norm.NFKC.IsNormalString(s) {
+		if n.accepts(s) && !norm.NFKC.IsNormalString(s) {
 			t.Fatalf("%+q is accepted as plain but not in NFKC", s)
 		}
 	}
@@ -116,7 +117,7 @@ func TestPlainIsNFKC(t *testing.T) {
 			if !cc && i%37 != 0 {
 				continue
 			}
-			if s := string([]rune{x, v}); n.isPlain(s) && !norm.NFKC.IsNormalString(s) {
+			if s := string([]rune{x, v}); n.accepts(s) && !norm.NFKC.IsNormalString(s) {
 				t.Fatalf("%q (%U %U) is accepted as plain but not in NFKC", s, x, v)
 			}
 		}
@@ -142,9 +143,10 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("output grew from %d to %d bytes", len(s), len(got.S))
 		}
 		// The one-pass path for plain text computes what the general one does.
-		if n.isPlain(s) {
+		if n.accepts(s) {
 			for _, track := range []bool{true, false} {
-				fast, slow := n.plainLower(s, track), n.general(s, track)
+				fast, _ := n.plainFast(s, track)
+				slow := n.general(s, track)
 				if fast.S != slow.S || fast.Flags != slow.Flags || fast.Mapped() != slow.Mapped() {
 					t.Fatalf("%q (track %v): plain path gives %q %v, general %q %v", s, track, fast.S, fast.Flags, slow.S, slow.Flags)
 				}
@@ -165,7 +167,7 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
-// plainLower copies the characters caselessSize vouches for: lower must
+// plainFast copies the characters caselessSize vouches for: lower must
 // leave every one of them alone.
 func TestCaselessSize(t *testing.T) {
 	var buf [utf8.UTFMax]byte
@@ -176,6 +178,25 @@ func TestCaselessSize(t *testing.T) {
 		b := utf8.AppendRune(buf[:0], r)
 		if n := caselessSize(b[0]); n > 0 && (n != len(b) || lower(r) != r) {
 			t.Fatalf("%U: caselessSize says %d bytes without case, it is %d bytes and lowers to %U", r, n, len(b), lower(r))
+		}
+	}
+}
+
+// accepts reports whether plainFast takes s.
+func (n *Normalizer) accepts(s string) bool {
+	_, ok := n.plainFast(s, false)
+	return ok
+}
+
+// lower is unicode.ToLower, faster, for every character NFKC keeps (it
+// runs after NFKC, or on text in NFKC).
+func TestLower(t *testing.T) {
+	for r := rune(0); r <= utf8.MaxRune; r++ {
+		if r >= 0xD800 && r < 0xE000 || !norm.NFKC.IsNormalString(string(r)) {
+			continue
+		}
+		if got, want := lower(r), unicode.ToLower(r); got != want {
+			t.Fatalf("lower(%U) = %U, want %U", r, got, want)
 		}
 	}
 }
