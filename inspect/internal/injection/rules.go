@@ -40,6 +40,9 @@ type Rule struct {
 	Near    []string
 	Window  int
 	Pattern string
+	// seq, when set, is Pattern's first alternative, which Match then
+	// finds by code at trigger words (wordSeq) before running the rest.
+	seq *wordSeq
 	// Func, when set, replaces Pattern: it returns the matched spans.
 	Func func(s string) [][2]int
 	// Builtin names a check computed while finding triggers.
@@ -48,7 +51,7 @@ type Rule struct {
 	// small pattern run only around them (one rule for many languages).
 	Variants []Variant
 	re       *regexp.Regexp // for windows around stems
-	reA      *regexp.Regexp // anchored at a trigger word
+	reA      *regexp.Regexp // anchored at a trigger word (Pattern's alternatives after seq, if seq is set; nil if none)
 	need     cond           // what every match contains (mustCond)
 	needA    cond           // what every match of reA contains (anchoredCond)
 }
@@ -122,24 +125,25 @@ func finishWord(h uint64) uint64 { return (h ^ h>>29) * golden }
 // (instruction override, role hijack, prompt extraction, chat-template
 // smuggling, exfiltration markup).
 func DefaultRules() []Rule {
-	ignoreVerb := `(?:ignore|ignoring|disregard|forget|overlook|skip|bypass|override|neglect|abandon|discard|set aside|pay no attention to|do not follow|don't follow|stop following)`
-	prior := `(?:previous|prior|above|earlier|preceding|initial|original|former|old|all|any|every|your|the|those|these|my|system|developer)`
-	instr := `(?:instruction|directive|rule|guideline|prompt|command|order|context|constraint|restriction|programming|polic|guidance|message|task|safeguard|filter|told|said|taught)`
+	ignoreVerbs := []string{"ignore", "ignoring", "disregard", "forget", "overlook", "skip", "bypass", "override", "neglect", "abandon", "discard", "set aside", "pay no attention to", "do not follow", "don't follow", "stop following"}
+	prior := strings.Fields("previous prior above earlier preceding initial original former old all any every your the those these my system developer")
+	instr := strings.Fields("instruction directive rule guideline prompt command order context constraint restriction programming polic guidance message task safeguard filter told said taught")
 	// The strong form names the model's own earlier instructions; the broad
 	// form ("ignore the error message", "bypass any filter") is only a
 	// feature: ordinary requests say that too.
-	priorStrong := `(?:previous|prior|above|earlier|preceding|initial|original|former|all|your|system|developer|those|these|my)`
-	instrStrong := `(?:instruction|directive|rule|guideline|prompt|command|programming|polic|guidance|told|said|taught)`
+	priorStrong := strings.Fields("previous prior above earlier preceding initial original former all your system developer those these my")
+	instrStrong := strings.Fields("instruction directive rule guideline prompt command programming polic guidance told said taught")
+	overrideStrong := &wordSeq{words: [3][]string{ignoreVerbs, priorStrong, instrStrong}, gap: 48}
+	overrideBroad := &wordSeq{words: [3][]string{ignoreVerbs, prior, instr}, gap: 48}
 	overrideTriggers := strings.Fields("ignore ignoring disregard forget overlook skip bypass override neglect abandon discard")
 	overrideStems := []string{"set aside", "pay no attention", "don't follow", "do not follow", "stop following"}
 	return []Rule{
 		{ID: "override_instructions", Reason: "asks to ignore earlier instructions", Strong: true,
-			Triggers: overrideTriggers, Stems: overrideStems,
-			Pattern: ignoreVerb + `\b[^.\n]{0,48}?\b` + priorStrong + `\b[^.\n]{0,48}?\b` + instrStrong +
+			Triggers: overrideTriggers, Stems: overrideStems, seq: overrideStrong,
+			Pattern: overrideStrong.pattern() +
 				`|(?:ignore|disregard|forget)\s+(?:all\s+)?(?:of\s+)?(?:the\s+)?(?:above|foregoing)\s*(?:and\b|,)`},
 		{ID: "override_broad", Reason: "asks to ignore a rule, filter or message",
-			Triggers: overrideTriggers, Stems: overrideStems,
-			Pattern: ignoreVerb + `\b[^.\n]{0,48}?\b` + prior + `\b[^.\n]{0,48}?\b` + instr},
+			Triggers: overrideTriggers, Stems: overrideStems, seq: overrideBroad, Pattern: overrideBroad.pattern()},
 		{ID: "new_instructions", Reason: "announces replacement instructions", Strong: true,
 			Triggers: strings.Fields("new updated real actual true revised additional secret hidden"), Window: 48,
 			Near:    strings.Fields("instructions instruction directives directive tasks task objectives objective orders order rules rule"),
@@ -268,8 +272,19 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
 			r.re = re
-			if r.reA, err = regexp.Compile(`^(?:` + r.Pattern + `)`); err != nil {
-				return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+			rest := r.Pattern
+			if r.seq != nil {
+				// seq stands for the first alternative; reA runs the others.
+				head := r.seq.pattern()
+				if rest = strings.TrimPrefix(r.Pattern, head); rest == r.Pattern || rest != "" && rest[0] != '|' {
+					return nil, fmt.Errorf("rule %s: its word sequence %s is not the pattern's first alternative", r.ID, head)
+				}
+				rest = strings.TrimPrefix(rest, "|")
+			}
+			if rest != "" {
+				if r.reA, err = regexp.Compile(`^(?:` + rest + `)`); err != nil {
+					return nil, fmt.Errorf("rule %s: %w", r.ID, err)
+				}
 			}
 			r.need = mustCond(r.Pattern)
 			r.needA = anchoredCond(r.Pattern)
@@ -612,9 +627,9 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 					if !r.needA.holds(s[p:end]) {
 						continue
 					}
-					if l := r.reA.FindStringIndex(s[p:end]); l != nil {
-						locs = append(locs, [2]int{p + l[0], p + l[1]})
-						lastEnd = p + l[1]
+					if e := r.matchAt(s[p:end]); e >= 0 {
+						locs = append(locs, [2]int{p, p + e})
+						lastEnd = p + e
 					}
 					continue
 				}
@@ -648,6 +663,23 @@ func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
 		}
 	}
 	return dst
+}
+
+// matchAt returns the end of the rule's match anchored at the start of s,
+// or -1: its word sequence first, as the pattern's first alternative, then
+// the rest of the pattern.
+func (r *Rule) matchAt(s string) int {
+	if r.seq != nil {
+		if e := r.seq.matchAt(s); e >= 0 {
+			return e
+		}
+	}
+	if r.reA != nil {
+		if l := r.reA.FindStringIndex(s); l != nil {
+			return l[1]
+		}
+	}
+	return -1
 }
 
 func max0(x int) int {
