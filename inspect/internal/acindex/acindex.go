@@ -136,6 +136,26 @@ func (k *Index) Next(st int32, c byte) (next int32, ends bool) {
 	return next, false
 }
 
+// Stepper is an Index's scan table held by value: a loop that keeps one in
+// a local steps the automaton (Stepper.Next) without reloading the Index's
+// fields at every byte.
+type Stepper struct {
+	delta []int32
+	class *[256]uint8
+}
+
+// Stepper returns the scan table of k.
+func (k *Index) Stepper() Stepper { return Stepper{delta: k.delta, class: &k.class} }
+
+// Next is Index.Next.
+func (s Stepper) Next(st int32, c byte) (next int32, ends bool) {
+	next = s.delta[st+int32(s.class[c])]
+	if next < 0 {
+		return -next - 1, true
+	}
+	return next, false
+}
+
 // AppendEnds appends to dst the keywords that end at text byte i, where
 // Next returned st with ends set.
 func (k *Index) AppendEnds(dst []Hit, st int32, i int) []Hit {

@@ -520,13 +520,16 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	var stemBuf [16]acindex.Hit
 	stems := stemBuf[:0]
 	var st int32
+	// The tables in locals: read through rs, Go reloaded rs, the
+	// automaton and its table's address from memory for every byte.
+	step, class := rs.stems.Stepper(), &rs.class
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		var ends bool
-		if st, ends = rs.stems.Next(st, c); ends {
+		if st, ends = step.Next(st, c); ends {
 			stems = rs.stemEnds(stems, st, i)
 		}
-		switch rs.class[c] {
+		switch class[c] {
 		case classWord:
 			if start < 0 {
 				start = i

@@ -351,8 +351,13 @@ func (n *Normalizer) plainFast(s string, track bool) (Text, bool) {
 		prevTrail = trail
 		if caselessSize(c) > 0 {
 			// Most text outside Latin, Greek and Cyrillic: no case, and no
-			// look-alikes, so its bytes are copied as they are.
-			out = append(out, s[i:i+size]...)
+			// look-alikes, so its bytes are copied as they are (two or
+			// three of them: one by one, cheaper than a copy's call).
+			if size == 3 {
+				out = append(out, c, s[i+1], s[i+2])
+			} else {
+				out = append(out, s[i:i+size]...)
+			}
 		} else {
 			before := len(out)
 			out = utf8.AppendRune(out, lower(r))
