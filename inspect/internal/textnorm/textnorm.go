@@ -8,6 +8,7 @@
 package textnorm
 
 import (
+	"encoding/binary"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -160,42 +161,74 @@ func (t *Text) Mapped() bool { return t.off != nil || t.identity }
 
 func (n *Normalizer) normalize(s string, track bool) Text {
 	// Plain printable ASCII (with tabs and newlines) only needs lower case.
-	// Up to its first capital letter such text is its own lower case.
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		l := n.lower[c]
-		if l == 0 {
-			return n.slow(s, track)
+	// Up to its first capital letter such text is its own lower case; from
+	// there on it is copied, lower-cased, into a Builder (which hands its
+	// buffer over as the string: one allocation). Eight bytes are read at
+	// a time (asciiWord); a block with a byte that is not printable ASCII,
+	// a tab or a newline among them, goes byte by byte through the table.
+	var b strings.Builder
+	copying := false
+	for i := 0; i < len(s); {
+		if i+8 <= len(s) {
+			q := s[i : i+8] // of known length: one load, no bounds checks
+			x := uint64(q[0]) | uint64(q[1])<<8 | uint64(q[2])<<16 | uint64(q[3])<<24 |
+				uint64(q[4])<<32 | uint64(q[5])<<40 | uint64(q[6])<<48 | uint64(q[7])<<56
+			if caps, ok := asciiWord(x); ok {
+				if caps != 0 && !copying {
+					copying = true
+					b.Grow(len(s))
+					b.WriteString(s[:i])
+				}
+				if copying {
+					var lc [8]byte
+					binary.LittleEndian.PutUint64(lc[:], x|caps>>2) // capitals have 0x20 clear
+					b.Write(lc[:])
+				}
+				i += 8
+				continue
+			}
 		}
-		if l != c {
-			break
+		for end := min(i+8, len(s)); i < end; i++ {
+			c := s[i]
+			l := n.lower[c]
+			if l == 0 {
+				return n.slow(s, track)
+			}
+			if l != c && !copying {
+				copying = true
+				b.Grow(len(s))
+				b.WriteString(s[:i])
+			}
+			if copying {
+				b.WriteByte(l)
+			}
 		}
 	}
-	if i == len(s) {
+	if !copying {
 		return Text{S: s, identity: true}
 	}
-	// From there on the runs between capitals are copied whole as the
-	// check goes: one pass, where checking the whole text first and then
-	// copying read it twice. (A Builder hands its buffer over as the
-	// string: one allocation.)
-	var b strings.Builder
-	b.Grow(len(s))
-	from := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		l := n.lower[c]
-		if l == 0 {
-			return n.slow(s, track)
-		}
-		if l != c {
-			b.WriteString(s[from:i])
-			b.WriteByte(l)
-			from = i + 1
-		}
-	}
-	b.WriteString(s[from:])
 	return Text{S: b.String(), identity: true}
+}
+
+// asciiWord looks at eight bytes at once (x, little-endian): ok reports
+// that all are printable ASCII (0x20 to 0x7e), and caps has 0x80 in each
+// byte that is a capital letter. The tests are the classic bit tricks for
+// bytes below, equal to and between values; none carries from one byte
+// into the next once the high bits are known clear.
+func asciiWord(x uint64) (caps uint64, ok bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	if x&highs != 0 {
+		return 0, false
+	}
+	below := (x - ones*0x20) & ^x & highs // a byte below 0x20
+	d := x ^ ones*0x7f
+	del := (d - ones) & ^d & highs // a byte 0x7f
+	if below|del != 0 {
+		return 0, false
+	}
+	// Bytes in 'A'..'Z': 0x40 < x < 0x5b.
+	caps = (ones*(127+0x5b) - x) & ((x + ones*(127-0x40)) & highs)
+	return caps & highs, true
 }
 
 // buildPlain fills plain, marks, ccc, compose and pairs from x/text's

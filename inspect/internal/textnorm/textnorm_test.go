@@ -1,6 +1,7 @@
 package textnorm
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -142,6 +143,15 @@ func FuzzNormalize(f *testing.F) {
 		if len(got.S) > 18*len(s)+16 {
 			t.Fatalf("output grew from %d to %d bytes", len(s), len(got.S))
 		}
+		// Printable ASCII (with tabs and newlines) is only lower-cased.
+		if ascii := []byte(s); !slices.ContainsFunc(ascii, func(c byte) bool { return n.lower[c] == 0 }) {
+			for i, c := range ascii {
+				ascii[i] = n.lower[c]
+			}
+			if got.S != string(ascii) || !got.Mapped() {
+				t.Fatalf("%q: normalised to %q, want %q", s, got.S, ascii)
+			}
+		}
 		// The one-pass path for plain text computes what the general one does.
 		if n.accepts(s) {
 			for _, track := range []bool{true, false} {
@@ -197,6 +207,35 @@ func TestLower(t *testing.T) {
 		}
 		if got, want := lower(r), unicode.ToLower(r); got != want {
 			t.Fatalf("lower(%U) = %U, want %U", r, got, want)
+		}
+	}
+}
+
+// asciiWord answers for eight bytes what a look at each would.
+func TestASCIIWord(t *testing.T) {
+	interesting := []byte{0, 0x09, 0x0a, 0x1f, 0x20, 0x21, 0x3f, 0x40, 0x41, 0x42, 0x59, 0x5a, 0x5b, 0x60, 0x61, 0x7a, 0x7e, 0x7f, 0x80, 0xc3, 0xff}
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 200000 {
+		var b [8]byte
+		for i := range b {
+			if rng.IntN(2) == 0 {
+				b[i] = interesting[rng.IntN(len(interesting))]
+			} else {
+				b[i] = byte(0x20 + rng.IntN(0x5f))
+			}
+		}
+		x := binary.LittleEndian.Uint64(b[:])
+		var wantCaps uint64
+		wantOK := true
+		for i, c := range b {
+			wantOK = wantOK && c >= 0x20 && c < 0x7f
+			if c >= 'A' && c <= 'Z' {
+				wantCaps |= 0x80 << (8 * i)
+			}
+		}
+		caps, ok := asciiWord(x)
+		if ok != wantOK || ok && caps != wantCaps {
+			t.Fatalf("asciiWord(% x) = %#x, %v; want %#x, %v", b, caps, ok, wantCaps, wantOK)
 		}
 	}
 }
