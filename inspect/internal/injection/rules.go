@@ -402,16 +402,23 @@ const maxTriggers = 16
 // maxRules bounds a rule set.
 const maxRules = 32
 
-// triggers records, per rule, where its trigger words occur.
+// triggers records, per rule, where its trigger words occur. Only the
+// counts and flags need clearing between texts (reset): the positions are
+// read below the counts only, so a triggers kept for reuse (Analysis)
+// saves clearing its 5 KB for every text.
 type triggers struct {
 	n     [maxRules]uint8
+	stem  [maxRules]bool // rule triggered by a stem (pattern may start before it)
+	nn    [maxRules]uint8
+	nfull [maxRules]bool // more Near words than recorded
+	rep   [2]int         // span of a repeated-token run (end 0: none)
 	pos   [maxRules][maxTriggers]int32
 	vari  [maxRules][maxTriggers]int16 // variant of a Variants rule's trigger
-	rep   [2]int                       // span of a repeated-token run (end 0: none)
-	stem  [maxRules]bool               // rule triggered by a stem (pattern may start before it)
-	nn    [maxRules]uint8
 	near  [maxRules][maxTriggers]int32 // positions of the rule's Near words
-	nfull [maxRules]bool               // more Near words than recorded
+}
+
+func (t *triggers) reset() {
+	t.n, t.stem, t.nn, t.nfull, t.rep = [maxRules]uint8{}, [maxRules]bool{}, [maxRules]uint8{}, [maxRules]bool{}, [2]int{}
 }
 
 func (t *triggers) addNear(rule, pos int) {
@@ -436,9 +443,12 @@ func (t *triggers) nearWithin(rule, a, b int) bool {
 	return false
 }
 
-func (t *triggers) add(rule, pos int, stem bool) {
+// add records a trigger of rule at pos, a stem's or a word's, and for a
+// Variants rule the variant whose stem it is.
+func (t *triggers) add(rule, pos int, stem bool, variant int) {
 	if n := t.n[rule]; n < maxTriggers {
 		t.pos[rule][n] = int32(pos)
+		t.vari[rule][n] = int16(variant)
 		t.n[rule] = n + 1
 		if stem {
 			t.stem[rule] = true
@@ -474,7 +484,7 @@ func (rs *RuleSet) word(t *triggers, rep *repeatRun, s string, start, end int, h
 	for m != 0 {
 		i := bits.TrailingZeros64(m)
 		m &^= 1 << i
-		t.add(i, start, false)
+		t.add(i, start, false, 0)
 	}
 	for near != 0 {
 		i := bits.TrailingZeros64(near)
@@ -556,14 +566,11 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	for _, hit := range stems {
 		tag, pos := hit.Tag, hit.Start
 		if tag < nr {
-			t.add(tag, pos, true)
+			t.add(tag, pos, true, 0)
 			continue
 		}
 		rv := rs.variant[tag-nr]
-		if n := t.n[rv[0]]; n < maxTriggers {
-			t.vari[rv[0]][n] = int16(rv[1])
-		}
-		t.add(rv[0], pos, true)
+		t.add(rv[0], pos, true, rv[1])
 	}
 	return ascii
 }
@@ -572,8 +579,13 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 // pattern runs only on windows around its rule's trigger words, so the cost
 // on long text is bounded by the number of triggers, not the text's length.
 func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
-	var t triggers
-	ascii := rs.candidates(s, &t)
+	return rs.match(s, new(triggers), dst, max)
+}
+
+// match is Match with storage for the triggers, which it resets.
+func (rs *RuleSet) match(s string, t *triggers, dst []Hit, max int) []Hit {
+	t.reset()
+	ascii := rs.candidates(s, t)
 	funcs := rs.always
 	if !ascii {
 		funcs |= rs.nonASCII
