@@ -184,7 +184,7 @@ func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int8) {
 		old := an.Units[:k+1][k]
 		u.Hits, u.Chunks = old.Hits[:0], old.Chunks[:0]
 	}
-	u.Hits = a.rules.match(u.Norm.S, &an.trig, u.Hits, a.lim.MaxHits)
+	u.Hits = a.rules.match(u.Norm.S, u.Norm.ASCII, &an.trig, u.Hits, a.lim.MaxHits)
 	flags := u.Norm.Flags
 	if len(an.Units) > 0 {
 		flags |= an.Units[0].Norm.Flags

@@ -520,7 +520,7 @@ func (rs *RuleSet) stemEnds(dst []acindex.Hit, st int32, i int) []acindex.Hit {
 }
 
 // candidates finds the trigger words of every rule in s.
-func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
+func (rs *RuleSet) candidates(s string, t *triggers) {
 	var rep repeatRun
 	var h uint64 = seedWord
 	start := -1 // of the word being read; -1 between words
@@ -561,7 +561,6 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 	if start >= 0 {
 		rs.word(t, &rep, s, start, len(s), h)
 	}
-	ascii = isASCII(s)
 	nr := len(rs.rules)
 	for _, hit := range stems {
 		tag, pos := hit.Tag, hit.Start
@@ -572,20 +571,20 @@ func (rs *RuleSet) candidates(s string, t *triggers) (ascii bool) {
 		rv := rs.variant[tag-nr]
 		t.add(rv[0], pos, true, rv[1])
 	}
-	return ascii
 }
 
 // Match returns the rule hits in s (normalised text), at most max. A
 // pattern runs only on windows around its rule's trigger words, so the cost
 // on long text is bounded by the number of triggers, not the text's length.
 func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
-	return rs.match(s, new(triggers), dst, max)
+	return rs.match(s, isASCII(s), new(triggers), dst, max)
 }
 
-// match is Match with storage for the triggers, which it resets.
-func (rs *RuleSet) match(s string, t *triggers, dst []Hit, max int) []Hit {
+// match is Match for s of which the caller knows whether it is ASCII, with
+// storage for the triggers, which it resets.
+func (rs *RuleSet) match(s string, ascii bool, t *triggers, dst []Hit, max int) []Hit {
 	t.reset()
-	ascii := rs.candidates(s, t)
+	rs.candidates(s, t)
 	funcs := rs.always
 	if !ascii {
 		funcs |= rs.nonASCII

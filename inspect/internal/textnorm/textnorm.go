@@ -52,6 +52,9 @@ type Text struct {
 	Hidden string
 	// Stripped counts the characters removed.
 	Stripped int
+	// ASCII reports that S is all ASCII, as most text is (detectors that
+	// treat it apart need not scan S again).
+	ASCII    bool
 	off      []int32 // input offset of each byte of S; nil when S maps 1:1 or unmapped
 	identity bool    // S maps 1:1 onto the input
 }
@@ -205,9 +208,9 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 		}
 	}
 	if !copying {
-		return Text{S: s, identity: true}
+		return Text{S: s, identity: true, ASCII: true}
 	}
-	return Text{S: b.String(), identity: true}
+	return Text{S: b.String(), identity: true, ASCII: true}
 }
 
 // asciiWord looks at eight bytes at once (x, little-endian): ok reports
@@ -308,10 +311,21 @@ func (n *Normalizer) plainLowerMapped(s string) Text {
 }
 
 func (n *Normalizer) slow(s string, track bool) Text {
-	if t, ok := n.plainFast(s, track); ok {
-		return t
+	t, ok := n.plainFast(s, track)
+	if !ok {
+		t = n.general(s, track)
 	}
-	return n.general(s, track)
+	t.ASCII = isASCII(t.S) // stops at the first other byte: short for most of this text
+	return t
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // plainFast normalises plain text in one pass: text of printable ASCII

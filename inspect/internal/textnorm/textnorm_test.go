@@ -135,6 +135,9 @@ func FuzzNormalize(f *testing.F) {
 		if !utf8.ValidString(got.S) {
 			t.Fatalf("invalid UTF-8 out of %q", s)
 		}
+		if got.ASCII != isASCII(got.S) {
+			t.Fatalf("%q: normalised to %q, ASCII %v", s, got.S, got.ASCII)
+		}
 		for i := 0; i <= len(got.S); i++ {
 			if o := got.Orig(i); o < 0 || o > len(s) {
 				t.Fatalf("Orig(%d) = %d out of range for input of %d bytes", i, o, len(s))
