@@ -182,7 +182,7 @@ func (d *Detector) Detect(text string) Verdict {
 	if v.Injection {
 		u := &an.Units[bu]
 		c := u.Chunks[bc]
-		s, e := d.hotSentence(an, u.Norm.S, c.Start, c.End)
+		s, e := hotSentence(u.Norm.S, c.Start, c.End, an.Sentences(&c))
 		v.Spans = append(v.Spans, d.span(text, an, u, s, e, "classifier"))
 		// What fmt.Sprintf("score %.2f at or above threshold %.2f") says,
 		// built without fmt (every flagged text takes this path).
@@ -298,13 +298,13 @@ func cutString(s string, n int) string {
 
 // hotSentence returns the sentence within [start,end) of s whose features
 // weigh most towards injection: each sentence's weights summed and divided
-// by the square root of their number, all sentences read in one pass
-// (SentenceSums).
-func (d *Detector) hotSentence(an *injection.Analysis, s string, start, end int) (int, int) {
-	bs, be, bw := start, end, math.Inf(-1)
-	if secondSentence(s[start:end]) {
-		marks := d.an.Config().SentenceSums(d.m.W, s[start:end], an.Sentences[:0])
-		an.Sentences = marks
+// by the square root of their number, from the running sums the chunk was
+// scored with (marks, relative to start). Text with nothing but blanks
+// after its first sentence (most prompts) is returned whole.
+func hotSentence(s string, start, end int, marks []injection.Sentence) (int, int) {
+	bs, be := start, end
+	if len(marks) > 0 && strings.TrimSpace(s[start+marks[0].End:end]) != "" {
+		bw := math.Inf(-1)
 		prev := injection.Sentence{}
 		for _, m := range marks {
 			// Blank sentences (a run of newlines) are no candidates.
@@ -324,25 +324,6 @@ func (d *Detector) hotSentence(an *injection.Analysis, s string, start, end int)
 		bs++
 	}
 	return bs, be
-}
-
-// secondSentence reports whether s has a sentence that is not blank after
-// its first (where SentenceSums ends sentences): most prompts are one
-// sentence, and need no weighing.
-func secondSentence(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\n':
-		case '.', '!', '?':
-			if i+1 < len(s) && s[i+1] != ' ' {
-				continue
-			}
-		default:
-			continue
-		}
-		return strings.TrimSpace(s[i+1:]) != ""
-	}
-	return false
 }
 
 func dedupe(s []string) []string {

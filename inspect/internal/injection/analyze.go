@@ -34,17 +34,24 @@ type Chunk struct {
 	// the sparse weights and the number of features.
 	Sum   int64
 	Count int
+	// marks are the chunk's sentences in Analysis.sentences (AnalyzeScored).
+	marks [2]int
+}
+
+// Sentences returns the sentences of chunk c (of an AnalyzeScored
+// analysis): where each ends, relative to the chunk's start, and the
+// running sum and count of the chunk's features there (SentenceSums).
+func (an *Analysis) Sentences(c *Chunk) []Sentence {
+	return an.sentences[c.marks[0]:c.marks[1]]
 }
 
 // Analysis is everything the model scores for one input.
 type Analysis struct {
-	Payloads []decode.Payload
-	Units    []Unit
-	buf      []uint32 // backing store of the chunks' sparse indices
-	// Sentences is storage for the caller's SentenceSums, kept with the
-	// rest when an Analysis is reused.
-	Sentences []Sentence
-	trig      triggers // the rules' scratch
+	Payloads  []decode.Payload
+	Units     []Unit
+	buf       []uint32   // backing store of the chunks' sparse indices
+	sentences []Sentence // backing store of the chunks' sentence marks
+	trig      triggers   // the rules' scratch
 }
 
 // Limits bound the work per input.
@@ -157,6 +164,7 @@ func (a *Analyzer) analyze(s string, an *Analysis, w []int8) {
 	an.Units = an.Units[:0]
 	an.Payloads = an.Payloads[:0]
 	an.buf = an.buf[:0]
+	an.sentences = an.sentences[:0]
 	if a.lim.MaxBytes > 0 && len(s) > a.lim.MaxBytes {
 		s = s[:a.lim.MaxBytes]
 	}
@@ -199,7 +207,12 @@ func (a *Analyzer) addUnit(an *Analysis, u Unit, extra int, w []int8) {
 			ch.Dense = u.Chunks[:j+1][j].Dense[:0]
 		}
 		if w != nil {
-			ch.Sum, ch.Count = a.cfg.SumWeights(w, u.Norm.S[c[0]:c[1]])
+			// The sentences' running sums come with the chunk's, so that
+			// the hot sentence of a flagged chunk needs no second pass.
+			start := len(an.sentences)
+			an.sentences = a.cfg.SentenceSums(w, u.Norm.S[c[0]:c[1]], an.sentences)
+			last := an.sentences[len(an.sentences)-1]
+			ch.Sum, ch.Count, ch.marks = last.Sum, last.Count, [2]int{start, len(an.sentences)}
 		} else {
 			start := len(an.buf)
 			an.buf = a.cfg.AppendFeatures(an.buf, u.Norm.S[c[0]:c[1]])
