@@ -284,6 +284,44 @@ func (n *Normalizer) buildPlain() {
 	}
 }
 
+// plainRun copies to out the run at s[i] of printable ASCII (lower-cased),
+// tabs, newlines and three-byte characters without case that are plain,
+// carry no combining mark and compose with nothing (most of the text in
+// Indic, Thai, CJK and Hangul scripts): what plainFast does for them, with
+// none of its state but the last character, which it returns with the
+// run's end. It stops at the first other byte; its few variables stay in
+// registers, where plainFast's loop reloads its own for every character.
+func (n *Normalizer) plainRun(s string, i int, out *[]byte) (int, rune) {
+	o := *out
+	var last rune
+	for i < len(s) {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			l := n.lower[c]
+			if l == 0 {
+				break
+			}
+			o = append(o, l)
+			last = rune(c)
+			i++
+			continue
+		}
+		if caselessSize(c) != 3 || i+2 >= len(s) || s[i+1]&0xC0 != 0x80 || s[i+2]&0xC0 != 0x80 {
+			break
+		}
+		r := rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F)
+		if r < 0x800 || r >= 0xD800 && r < 0xE000 || n.plain[r/64]&(1<<(r%64)) == 0 ||
+			(n.marks[r/64]|n.compose[r/64])&(1<<(r%64)) != 0 {
+			break
+		}
+		o = append(o, c, s[i+1], s[i+2])
+		last = r
+		i += 3
+	}
+	*out = o
+	return i, last
+}
+
 // plainLowerMapped is plainFast with an offset map for every byte.
 func (n *Normalizer) plainLowerMapped(s string) Text {
 	var t Text
@@ -348,6 +386,14 @@ func (n *Normalizer) plainFast(s string, track bool) (Text, bool) {
 	// with marks counts as 4 (no decomposition holds more than 3).
 	marks := 0
 	for i := 0; i < len(s); {
+		// Runs of characters that need nothing but a copy (most of the
+		// text), in a loop of their own.
+		if j, last := n.plainRun(s, i, &out); j > i {
+			i, starter, prevTrail, marks = j, last, 0, 0
+			if i == len(s) {
+				break
+			}
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			l := n.lower[c]
