@@ -424,9 +424,10 @@ const fastBits = 20
 func sumWeights4(w *[1 << fastBits]int8, s string, marks *[]Sentence) (sum int64, count int) {
 	const shift = 64 - fastBits
 	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
-	_ = w[0] // one nil check here, not one a character in the loop
-	var reg uint64                      // last four characters, 16 bits each, ' ' for any separator run
-	n := 0                              // characters seen in the stream
+	// One nil check of w here, where Go checked it at every character.
+	_ = w[0]
+	var reg uint64 // last four characters, 16 bits each, ' ' for any separator run
+	n := 0         // characters seen in the stream
 	prevSpace := true
 	var lastPunct rune // runs of one punctuation character count once
 	word := uint64(seedWord)
@@ -533,7 +534,8 @@ func sumWeights4(w *[1 << fastBits]int8, s string, marks *[]Sentence) (sum int64
 func sumASCIIWords(w *[1 << fastBits]int8, s string, i int, word, reg, prevWord uint64, havePrev bool) (int, int64, int, uint64, uint64, uint64, bool) {
 	const shift = 64 - fastBits
 	const kAdd = 4 * golden % (1 << 64) // uint64(CharMin) * golden
-	_ = w[0] // one nil check here, not one a character in the loop
+	// One nil check of w here, where Go checked it at every character.
+	_ = w[0]
 	var sum int64
 	count := 0
 	for {

@@ -316,3 +316,49 @@ func containsAny(s string, need []string) bool {
 	}
 	return false
 }
+
+// startLiterals returns literals one of which every match of pattern
+// starts with, or nil when the pattern does not show them: each branch
+// must begin with a literal (or a group or repetition of one), and not
+// with an assertion such as \b or ^, whose answer on a text cut at the
+// literal could differ from the answer in the whole text.
+func startLiterals(pattern string) []string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	l, ok := starts(re.Simplify())
+	if !ok {
+		return nil
+	}
+	return l
+}
+
+func starts(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCapture, syntax.OpPlus:
+		return starts(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return starts(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		return starts(re.Sub[0])
+	case syntax.OpAlternate:
+		var all []string
+		for _, sub := range re.Sub {
+			l, ok := starts(sub)
+			if !ok {
+				return nil, false
+			}
+			all = append(all, l...)
+		}
+		return all, true
+	}
+	return nil, false
+}

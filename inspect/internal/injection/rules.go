@@ -76,6 +76,40 @@ type Variant struct {
 	Pattern string
 	re      *regexp.Regexp
 	need    cond // what every match contains (mustCond)
+	// starts are literals one of which every match starts with, and reA
+	// the pattern anchored, when the pattern allows it (startLiterals):
+	// find then runs reA where they occur instead of re at every byte.
+	starts []string
+	reA    *regexp.Regexp
+}
+
+// find returns the leftmost match of the variant's pattern in w, as
+// re.FindStringIndex does. Go's regexp tries a pattern without a literal
+// prefix at every byte of the window; a match can only start where one of
+// starts occurs, so find tries the anchored pattern there, leftmost first,
+// which gives the same match (the leftmost start, and at it the match the
+// pattern prefers).
+func (v *Variant) find(w string) []int {
+	if v.starts == nil {
+		return v.re.FindStringIndex(w)
+	}
+	for k := 0; k < len(w); {
+		q := -1
+		for _, p := range v.starts {
+			if j := strings.Index(w[k:], p); j >= 0 && (q < 0 || j < q) {
+				q = j
+			}
+		}
+		if q < 0 {
+			return nil
+		}
+		k += q
+		if l := v.reA.FindStringIndex(w[k:]); l != nil {
+			return []int{k + l[0], k + l[1]}
+		}
+		k++
+	}
+	return nil
 }
 
 // Hit is one rule match.
@@ -265,6 +299,10 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			r.Variants = append([]Variant(nil), r.Variants...)
 			r.Variants[vi].re = re
 			r.Variants[vi].need = mustCond(r.Variants[vi].Pattern)
+			if starts := startLiterals(r.Variants[vi].Pattern); starts != nil {
+				r.Variants[vi].starts = starts
+				r.Variants[vi].reA = regexp.MustCompile(`^(?:` + r.Variants[vi].Pattern + `)`)
+			}
 		}
 		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
 			re, err := regexp.Compile(r.Pattern)
@@ -616,7 +654,7 @@ func (rs *RuleSet) match(s string, ascii bool, t *triggers, dst []Hit, max int) 
 				if !v.need.holds(s[a:b]) {
 					continue
 				}
-				if l := v.re.FindStringIndex(s[a:b]); l != nil {
+				if l := v.find(s[a:b]); l != nil {
 					locs = append(locs, [2]int{a + l[0], a + l[1]})
 					lastEnd = a + l[1]
 				}
