@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"context"
+	"slices"
 
 	"fmt"
 	"github.com/warden-run/warden/inspect/internal/corpus"
@@ -81,26 +82,59 @@ type EvalReport struct {
 	// other than NotInject is at most 1% and 0.1%.
 	RecallAt1pct, RecallAt01pct float64
 	Bytes                       int64
-	Elapsed                     time.Duration
-	MBPerSec                    float64 // one goroutine
+	Elapsed                     time.Duration // the median timed pass over every row
+	Passes                      int           // timed passes
+	MBPerSec                    float64       // one goroutine, the median pass
 	Misses, FalsePositives      []EvalRow
 }
 
-// Evaluate scores every row on one goroutine (so MB/s is per core).
+// Timed passes of Evaluate: at least minPasses and minTiming, at most
+// maxPasses.
+const (
+	minPasses = 5
+	maxPasses = 50
+	minTiming = 500 * time.Millisecond
+)
+
+// Evaluate scores every row on one goroutine (so MB/s is per core). The
+// first pass gives the scores; throughput is the median of the timed
+// passes after it (at least five, and half a second), since a single pass
+// over a few megabytes takes milliseconds, a fraction of which a busy
+// machine's other work or the first pass's cold caches can take.
 func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, error) {
 	r := &EvalReport{Rows: len(rows), Threshold: d.Threshold(), BySource: map[string]*Counts{}, ByLang: map[string]*Counts{}}
 	scores := make([]float64, len(rows))
-	start := time.Now()
-	for i, row := range rows {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("evaluation interrupted: %w", err)
+	pass := func(score bool) error {
+		for i, row := range rows {
+			if i%256 == 0 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("evaluation interrupted: %w", err)
+				}
+			}
+			if v := d.Detect(row.Text); score {
+				scores[i] = v.Score
 			}
 		}
-		scores[i] = d.Detect(row.Text).Score
+		return nil
+	}
+	if err := pass(true); err != nil {
+		return nil, err
+	}
+	for _, row := range rows {
 		r.Bytes += int64(len(row.Text))
 	}
-	r.Elapsed = time.Since(start)
+	var times []time.Duration
+	for total := time.Duration(0); len(times) < maxPasses && (len(times) < minPasses || total < minTiming); {
+		start := time.Now()
+		if err := pass(false); err != nil {
+			return nil, err
+		}
+		el := time.Since(start)
+		times = append(times, el)
+		total += el
+	}
+	slices.Sort(times)
+	r.Passes, r.Elapsed = len(times), times[len(times)/2]
 	if r.Elapsed > 0 {
 		r.MBPerSec = float64(r.Bytes) / 1e6 / r.Elapsed.Seconds()
 	}
@@ -193,7 +227,7 @@ func (r *EvalReport) Print(w io.Writer) {
 	fmt.Fprintf(tw, "NotInject FPR\t%s\t\n", pct(r.NotInjectFPR))
 	fmt.Fprintf(tw, "recall at 1%% FPR\t%s\t\n", pct(r.RecallAt1pct))
 	fmt.Fprintf(tw, "recall at 0.1%% FPR\t%s\t\n", pct(r.RecallAt01pct))
-	fmt.Fprintf(tw, "throughput (1 core)\t%.1f MB/s\t\n", r.MBPerSec)
+	fmt.Fprintf(tw, "throughput (1 core, median of %d passes)\t%.1f MB/s\t\n", r.Passes, r.MBPerSec)
 	tw.Flush()
 	fmt.Fprintln(w)
 	table := func(title string, m map[string]*Counts) {
@@ -222,8 +256,8 @@ func (r *EvalReport) Print(w io.Writer) {
 func (r *EvalReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| English recall | %s |\n| multilingual recall | %s |\n| FPR, benign other than NotInject | %s |\n| NotInject FPR | %s |\n| recall at 1%% FPR | %s |\n| recall at 0.1%% FPR | %s |\n| throughput, one core | %.1f MB/s |\n\n",
-		pct(r.EnglishRecall), pct(r.MultilingualRecall), pct(r.BenignFPR), pct(r.NotInjectFPR), pct(r.RecallAt1pct), pct(r.RecallAt01pct), r.MBPerSec)
+	fmt.Fprintf(&b, "| English recall | %s |\n| multilingual recall | %s |\n| FPR, benign other than NotInject | %s |\n| NotInject FPR | %s |\n| recall at 1%% FPR | %s |\n| recall at 0.1%% FPR | %s |\n| throughput, one core (median of %d passes) | %.1f MB/s |\n\n",
+		pct(r.EnglishRecall), pct(r.MultilingualRecall), pct(r.BenignFPR), pct(r.NotInjectFPR), pct(r.RecallAt1pct), pct(r.RecallAt01pct), r.Passes, r.MBPerSec)
 	for _, t := range []struct {
 		name string
 		m    map[string]*Counts

@@ -138,7 +138,9 @@ func inspectEvalCmd() *cobra.Command {
 		Short: "Evaluate the injection detector on a labelled JSONL data set",
 		Long: `Score every row of a JSONL file (fields text, label 1/0, source, lang) and
 print recall, false-positive rate, precision and F1 overall, per source and per
-language, recall at 1% and 0.1% false-positive rate, and throughput on one core.`,
+language, recall at 1% and 0.1% false-positive rate, and throughput on one core
+(the median of at least five timed passes over the file, after the pass that
+scores it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rows []inspect.EvalRow
