@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/warden-run/warden/inspect/internal/acindex"
+	"github.com/warden-run/warden/inspect/internal/textnorm"
 )
 
 // Rule is a known attack shape, matched on normalised (lower-case) text.
@@ -300,8 +301,10 @@ func CompileRules(rules []Rule) (*RuleSet, error) {
 			r.Variants[vi].re = re
 			r.Variants[vi].need = mustCond(r.Variants[vi].Pattern)
 			if starts := startLiterals(r.Variants[vi].Pattern); starts != nil {
+				if r.Variants[vi].reA, err = regexp.Compile(`^(?:` + r.Variants[vi].Pattern + `)`); err != nil {
+					return nil, fmt.Errorf("rule %s variant %d: %w", r.ID, vi, err)
+				}
 				r.Variants[vi].starts = starts
-				r.Variants[vi].reA = regexp.MustCompile(`^(?:` + r.Variants[vi].Pattern + `)`)
 			}
 		}
 		if r.Func == nil && r.Builtin == builtinNone && r.Variants == nil {
@@ -531,23 +534,6 @@ func (rs *RuleSet) word(t *triggers, rep *repeatRun, s string, start, end int, h
 	}
 }
 
-// isASCII reports whether s is all ASCII, eight bytes a step.
-func isASCII(s string) bool {
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		q := s[i : i+8]
-		if (q[0]|q[1]|q[2]|q[3]|q[4]|q[5]|q[6]|q[7])&0x80 != 0 {
-			return false
-		}
-	}
-	for ; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // stemEnds appends to dst the stems that end at text byte i, where the
 // automaton reached state st: AppendEnds kept out of candidates' loop,
 // where its inlined body made Go keep the loop's variables in memory.
@@ -615,7 +601,7 @@ func (rs *RuleSet) candidates(s string, t *triggers) {
 // pattern runs only on windows around its rule's trigger words, so the cost
 // on long text is bounded by the number of triggers, not the text's length.
 func (rs *RuleSet) Match(s string, dst []Hit, max int) []Hit {
-	return rs.match(s, isASCII(s), new(triggers), dst, max)
+	return rs.match(s, textnorm.IsASCII(s), new(triggers), dst, max)
 }
 
 // match is Match for s of which the caller knows whether it is ASCII, with

@@ -166,9 +166,9 @@ func (n *Normalizer) normalize(s string, track bool) Text {
 	// Plain printable ASCII (with tabs and newlines) only needs lower case.
 	// Up to its first capital letter such text is its own lower case; from
 	// there on it is copied, lower-cased, into a Builder (which hands its
-	// buffer over as the string: one allocation). Eight bytes are read at
-	// a time (asciiWord); a block with a byte that is not printable ASCII,
-	// a tab or a newline among them, goes byte by byte through the table.
+	// buffer over as the string: one allocation). It is read eight bytes at
+	// a time (asciiWord); a block holding a tab, a newline or anything but
+	// printable ASCII goes byte by byte through the table.
 	var b strings.Builder
 	copying := false
 	for i := 0; i < len(s); {
@@ -353,12 +353,20 @@ func (n *Normalizer) slow(s string, track bool) Text {
 	if !ok {
 		t = n.general(s, track)
 	}
-	t.ASCII = isASCII(t.S) // stops at the first other byte: short for most of this text
+	t.ASCII = IsASCII(t.S) // stops at the first other byte: short for most of this text
 	return t
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
+// IsASCII reports whether s is all ASCII, eight bytes a step.
+func IsASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		q := s[i : i+8]
+		if (q[0]|q[1]|q[2]|q[3]|q[4]|q[5]|q[6]|q[7])&0x80 != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
 			return false
 		}
