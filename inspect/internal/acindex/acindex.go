@@ -125,20 +125,9 @@ type Hit struct {
 	Tag, Start, Len int
 }
 
-// Next advances a scan by one byte of text, for callers that read the text
-// in a loop of their own: st is 0 before the first byte. ends reports that
-// keywords end at c; AppendEnds lists them.
-func (k *Index) Next(st int32, c byte) (next int32, ends bool) {
-	next = k.delta[st+int32(k.class[c])]
-	if next < 0 {
-		return -next - 1, true
-	}
-	return next, false
-}
-
-// Stepper is an Index's scan table held by value: a loop that keeps one in
-// a local steps the automaton (Stepper.Next) without reloading the Index's
-// fields at every byte.
+// Stepper is an Index's scan table held by value, for callers that read
+// the text in a loop of their own: a loop that keeps one in a local steps
+// the automaton without reloading the Index's fields at every byte.
 type Stepper struct {
 	delta []int32
 	class *[256]uint8
@@ -147,7 +136,8 @@ type Stepper struct {
 // Stepper returns the scan table of k.
 func (k *Index) Stepper() Stepper { return Stepper{delta: k.delta, class: &k.class} }
 
-// Next is Index.Next.
+// Next advances a scan by one byte of text: st is 0 before the first byte.
+// ends reports that keywords end at c; Index.AppendEnds lists them.
 func (s Stepper) Next(st int32, c byte) (next int32, ends bool) {
 	next = s.delta[st+int32(s.class[c])]
 	if next < 0 {
@@ -157,7 +147,7 @@ func (s Stepper) Next(st int32, c byte) (next int32, ends bool) {
 }
 
 // AppendEnds appends to dst the keywords that end at text byte i, where
-// Next returned st with ends set.
+// Stepper.Next returned st with ends set.
 func (k *Index) AppendEnds(dst []Hit, st int32, i int) []Hit {
 	s := st / int32(k.nclass)
 	for j, tag := range k.out[s] {
