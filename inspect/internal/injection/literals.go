@@ -331,7 +331,17 @@ func startLiterals(pattern string) []string {
 	if !ok {
 		return nil
 	}
-	return l
+	// A literal another one begins marks no start the shorter does not:
+	// keep the shortest of each such family, once ("ignor" for "ignora",
+	// "ignore" and "ignor" again), so that find searches for each once.
+	slices.Sort(l)
+	out := l[:0]
+	for _, w := range l {
+		if len(out) == 0 || !strings.HasPrefix(w, out[len(out)-1]) {
+			out = append(out, w)
+		}
+	}
+	return out
 }
 
 func starts(re *syntax.Regexp) ([]string, bool) {
