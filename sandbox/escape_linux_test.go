@@ -54,7 +54,7 @@ func newHarness(t *testing.T) *harness {
 			t.Fatal(err)
 		}
 	}
-	l, err := New(Options{Tier: tier.Advanced, Sink: h.rec, DataDir: h.dataDir, Resolver: h.resolver, Dialer: h.dialer})
+	l, err := New(Options{Tier: tier.Advanced, Sink: h.rec, DataDir: h.dataDir, Resolver: h.resolver, Dialer: h.dialer, InitPath: testEnv.init})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,26 @@ func TestEscapeMemoryBomb(t *testing.T) {
 	if got > 160 {
 		t.Errorf("allocated %d MiB under a 96 MiB limit", got)
 	}
+	if strings.Contains(ex.Detail, "init ended without reporting") {
+		t.Errorf("the sandbox's init died with its tool, so the cause is lost: %v", ex)
+	}
 	t.Logf("memory bomb stopped after %d MiB: %v", got, ex)
+}
+
+// TestEscapeRaiseLimits: the tool's limits are soft rlimits where no cgroup
+// holds them, so raising them to the hard limit must be refused.
+func TestEscapeRaiseLimits(t *testing.T) {
+	h := newHarness(t)
+	prof := DefaultProfile()
+	prof.Limits = config.SandboxLimits{Memory: 256 << 20, Pids: 64, OpenFiles: 128, WallClock: 30 * time.Second}
+	out, ex := h.run(prof, "rlimit")
+	expectBlocked(t, out, "setrlimit:data", "prlimit:data", "setrlimit:nofile", "prlimit:nofile", "setrlimit:nproc", "prlimit:nproc")
+	if f := strings.Fields(result(t, out, "limit:nofile")); len(f) != 3 || f[1] != "128" {
+		t.Errorf("open-files limit in the sandbox: %v, want a soft limit of 128", f)
+	}
+	if !ex.Success() {
+		t.Errorf("exit %v", ex)
+	}
 }
 
 func TestEscapeTimeoutAndKill(t *testing.T) {

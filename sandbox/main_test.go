@@ -21,6 +21,7 @@ const (
 // testEnv is what TestMain prepares for the escape tests.
 var testEnv struct {
 	hostile    string // path of the hostile binary ("" when it could not be built)
+	init       string // path of the init the escape tests launch (testinit, beside hostile)
 	hostileDir string
 	buildErr   error
 }
@@ -31,6 +32,7 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		if p := os.Getenv(envHostile); p != "" {
 			testEnv.hostile, testEnv.hostileDir = p, filepath.Dir(p)
+			testEnv.init = filepath.Join(testEnv.hostileDir, "testinit")
 			return m.Run()
 		}
 		dir, err := os.MkdirTemp("", "warden-hostile-")
@@ -42,14 +44,15 @@ func TestMain(m *testing.M) {
 		// World-readable: the sandbox's user and the unprivileged re-run
 		// must reach the binary.
 		_ = os.Chmod(dir, 0o755)
-		bin := filepath.Join(dir, "hostile")
-		cmd := exec.Command("go", "build", "-o", bin, "./internal/hostile")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			testEnv.buildErr = fmt.Errorf("building the hostile program: %v\n%s", err, out)
-		} else {
-			testEnv.hostile, testEnv.hostileDir = bin, dir
+		for _, b := range []struct{ name, pkg string }{{"hostile", "./internal/hostile"}, {"testinit", "./internal/testinit"}} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.name), b.pkg)
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				testEnv.buildErr = fmt.Errorf("building the %s program: %v\n%s", b.name, err, out)
+				return m.Run()
+			}
 		}
+		testEnv.hostile, testEnv.init, testEnv.hostileDir = filepath.Join(dir, "hostile"), filepath.Join(dir, "testinit"), dir
 		return m.Run()
 	}()
 	os.Exit(code)

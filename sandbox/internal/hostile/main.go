@@ -240,6 +240,23 @@ func main() {
 			fmt.Printf("membomb %d MiB\n", i*16)
 		}
 		fmt.Println("membomb OK survived 4 GiB")
+	case "rlimit": // raise each soft limit to its hard limit, by both calls
+		for _, l := range []struct {
+			name string
+			res  int
+		}{{"data", syscall.RLIMIT_DATA}, {"nofile", syscall.RLIMIT_NOFILE}, {"nproc", 6 /* RLIMIT_NPROC */}} {
+			var lim syscall.Rlimit
+			if err := syscall.Getrlimit(l.res, &lim); err != nil {
+				res("getrlimit:"+l.name, err)
+				continue
+			}
+			fmt.Printf("limit:%s %d %d\n", l.name, lim.Cur, lim.Max)
+			lim.Cur = lim.Max
+			_, _, e := syscall.RawSyscall(syscall.SYS_SETRLIMIT, uintptr(l.res), uintptr(unsafe.Pointer(&lim)), 0)
+			res("setrlimit:"+l.name, errnoErr(e))
+			_, _, e = syscall.RawSyscall6(syscall.SYS_PRLIMIT64, 0, uintptr(l.res), uintptr(unsafe.Pointer(&lim)), 0, 0, 0)
+			res("prlimit:"+l.name, errnoErr(e))
+		}
 	case "kill1":
 		res("kill1", syscall.Kill(1, syscall.SIGKILL))
 	case "sleep":

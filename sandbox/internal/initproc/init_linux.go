@@ -225,6 +225,7 @@ func Run() int {
 		err error
 	}
 	ch := make(chan started, 1)
+	var undo []loweredLimit
 	go func() {
 		// This goroutine's thread is confined below and is never unlocked:
 		// when the goroutine returns, the runtime ends the thread, so no
@@ -234,14 +235,16 @@ func Run() int {
 			ch <- started{err: errors.New("the confined thread is the init's main thread")}
 			return
 		}
+		// The limits are lowered before the filter goes on: after it, this
+		// thread may no longer change them. They are restored by the main
+		// thread once the tool has started.
+		undo = lowerRlimits(spec.Limits)
 		if err := confineThread(rulesetFD, rulesetFlags, filter, st.in, st.require); err != nil {
 			ch <- started{err: err}
 			return
 		}
 		runtime.KeepAlive(filter)
-		restore, err := toolRlimits(spec.Limits, st.in)
-		defer restore()
-		if err != nil {
+		if reportRlimits(undo, st.report.InForce[MechSeccomp], st.in) {
 			if err := st.checkReported(); err != nil {
 				ch <- started{err: err}
 				return
@@ -262,6 +265,7 @@ func Run() int {
 		ch <- started{pid: pid, err: err}
 	}()
 	res := <-ch
+	restoreRlimits(undo)
 	// The tool has its copies; the init keeps none, so the host sees EOF on
 	// the tool's output as soon as the tool (and its children) close it.
 	for _, fd := range stdio {
@@ -364,60 +368,87 @@ func (st *initState) supervise(tool int, host *os.File) int {
 	}
 }
 
-// toolRlimits sets the limits the tool is to inherit and returns a function
-// that restores the init's own. Rlimits are per process and copied at fork:
-// the init lowers them just before starting the tool and restores them at
-// once, so that its own threads and memory (a Go runtime reserves more than
-// a small tool budget) are not held to the tool's limits. The soft and hard
-// limits are both set: the tool cannot raise them.
-func toolRlimits(l Rlimits, in func(string, bool, string)) (restore func(), err error) {
-	type saved struct {
-		res int
-		old unix.Rlimit
-	}
-	var undo []saved
-	restore = func() {
-		for _, u := range undo {
-			if u.res == unix.RLIMIT_NOFILE {
-				// syscall's, so that the Go runtime's view stays right.
-				_ = syscall.Setrlimit(u.res, &syscall.Rlimit{Cur: u.old.Cur, Max: u.old.Max})
-				continue
+// A loweredLimit is one of the init's rlimits lowered for the tool to
+// inherit: its value before, to restore, or the error that refused it.
+type loweredLimit struct {
+	res          int
+	old          unix.Rlimit
+	mech, detail string
+	err          error
+}
+
+// lowerRlimits lowers the soft limits the tool is to inherit. Rlimits are per
+// process and copied at fork: the init lowers its own just before starting
+// the tool and restores them at once (restoreRlimits), so that its own
+// threads and memory are held to the tool's limits only for that moment.
+//
+// Only the soft limits are lowered. Raising a hard limit again needs
+// CAP_SYS_RESOURCE in the host's user namespace, which an unprivileged init
+// lacks: a lowered hard limit would hold the init to the tool's budget for
+// good, and a Go runtime outgrows a small memory budget (the init then dies
+// without reporting). The tool cannot raise its soft limits either: the
+// seccomp filter refuses setrlimit and every prlimit64 that sets a limit, so
+// reportRlimits counts the limits in force only when the filter is.
+func lowerRlimits(l Rlimits) []loweredLimit {
+	var out []loweredLimit
+	lower := func(res int, v uint64, mech, detail string) {
+		r := loweredLimit{res: res, mech: mech, detail: detail}
+		if r.err = unix.Prlimit(0, res, nil, &r.old); r.err == nil {
+			lim := unix.Rlimit{Cur: min(v, r.old.Max), Max: r.old.Max}
+			if res == unix.RLIMIT_NOFILE {
+				// syscall.Setrlimit, not unix: it stops the Go runtime from
+				// restoring its original soft limit in the child.
+				r.err = syscall.Setrlimit(res, &syscall.Rlimit{Cur: lim.Cur, Max: lim.Max})
+			} else {
+				r.err = unix.Prlimit(0, res, &lim, nil)
 			}
-			_ = unix.Prlimit(0, u.res, &u.old, nil)
 		}
+		out = append(out, r)
 	}
-	set := func(res int, v uint64, mech, detail string) error {
-		var old unix.Rlimit
-		if err := unix.Prlimit(0, res, nil, &old); err != nil {
-			return err
-		}
-		var err error
-		if res == unix.RLIMIT_NOFILE {
-			// syscall.Setrlimit, not unix: it stops the Go runtime from
-			// restoring its original soft limit in the child.
-			err = syscall.Setrlimit(res, &syscall.Rlimit{Cur: v, Max: v})
-		} else {
-			err = unix.Prlimit(0, res, &unix.Rlimit{Cur: v, Max: v}, nil)
-		}
-		if err != nil {
-			in(mech, false, err.Error())
-			return err
-		}
-		undo = append(undo, saved{res, old})
-		in(mech, true, detail)
-		return nil
-	}
-	var errs []error
 	if l.NoFile > 0 {
-		errs = append(errs, set(unix.RLIMIT_NOFILE, l.NoFile, MechFilesLimit, fmt.Sprintf("rlimit %d", l.NoFile)))
+		lower(unix.RLIMIT_NOFILE, l.NoFile, MechFilesLimit, fmt.Sprintf("rlimit %d", l.NoFile))
 	}
 	if l.NProc > 0 {
-		errs = append(errs, set(unix.RLIMIT_NPROC, l.NProc, MechPidsLimit, fmt.Sprintf("rlimit %d", l.NProc)))
+		lower(unix.RLIMIT_NPROC, l.NProc, MechPidsLimit, fmt.Sprintf("rlimit %d", l.NProc))
 	}
 	if l.Data > 0 {
-		errs = append(errs, set(unix.RLIMIT_DATA, l.Data, MechMemoryLimit, fmt.Sprintf("rlimit data %d", l.Data)))
+		lower(unix.RLIMIT_DATA, l.Data, MechMemoryLimit, fmt.Sprintf("rlimit data %d", l.Data))
 	}
-	return restore, errors.Join(errs...)
+	return out
+}
+
+// reportRlimits records each lowered limit's outcome and says whether any is
+// not in force.
+func reportRlimits(lowered []loweredLimit, seccompInForce bool, in func(string, bool, string)) (failed bool) {
+	for _, r := range lowered {
+		switch {
+		case r.err != nil:
+			in(r.mech, false, r.err.Error())
+		case !seccompInForce:
+			in(r.mech, false, r.detail+" is a soft limit the tool could raise: seccomp is not in force")
+		default:
+			in(r.mech, true, r.detail)
+			continue
+		}
+		failed = true
+	}
+	return failed
+}
+
+// restoreRlimits gives the init back the limits lowerRlimits lowered. It must
+// run on an unconfined thread: the seccomp filter refuses the call.
+func restoreRlimits(lowered []loweredLimit) {
+	for _, r := range lowered {
+		if r.err != nil {
+			continue
+		}
+		if r.res == unix.RLIMIT_NOFILE {
+			// syscall's, so that the Go runtime's view stays right.
+			_ = syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: r.old.Cur, Max: r.old.Max})
+			continue
+		}
+		_ = unix.Prlimit(0, r.res, &r.old, nil)
+	}
 }
 
 // loopbackUp brings up lo, the only interface of the sandbox's network

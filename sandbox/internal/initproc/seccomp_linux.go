@@ -15,13 +15,14 @@ import (
 // access of other processes, (re)mounting and namespace changes, kernel
 // keyrings, BPF, performance counters, kernel modules and kexec, io_uring
 // (which bypasses seccomp for the operations it queues), userfaultfd (a
-// kernel-race amplifier) and administrative calls. Names missing from the
-// running architecture's table are skipped.
+// kernel-race amplifier), setrlimit (the tool's limits are soft limits it
+// must not raise; prlimit64 is handled in the prefix) and administrative
+// calls. Names missing from the running architecture's table are skipped.
 var deniedSyscalls = []string{
 	"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd", "kcmp",
 	"mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
 	"fsconfig", "fsmount", "fspick", "mount_setattr",
-	"unshare", "setns",
+	"unshare", "setns", "setrlimit",
 	"bpf", "keyctl", "add_key", "request_key", "perf_event_open", "fanotify_init",
 	"init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load",
 	"io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd",
@@ -63,8 +64,8 @@ func nativeAudit() (uint32, error) {
 // syscall made through a foreign ABI (32-bit int 0x80 on amd64, x32), refuses
 // MPTCP sockets, namespace-creating clone flags, clone3 (whose flags a filter
 // cannot read; libc falls back to clone) and the TIOCSTI/TIOCLINUX ioctls
-// (comparing only the 32 bits the kernel reads), followed by go-seccomp-bpf's
-// deny list.
+// (comparing only the 32 bits the kernel reads) and prlimit64 calls that set
+// a limit, followed by go-seccomp-bpf's deny list.
 func seccompProgram() ([]bpf.RawInstruction, error) {
 	audit, err := nativeAudit()
 	if err != nil {
@@ -183,7 +184,14 @@ func assemblePrefix(audit, eperm, enosys, eproto uint32) ([]bpf.Instruction, err
 	a.jif(bpf.JumpEqual, uint32(unix.SYS_IOCTL), "ioctl", "")
 	a.jif(bpf.JumpEqual, uint32(unix.SYS_CLONE), "clone", "")
 	a.jif(bpf.JumpEqual, uint32(unix.SYS_CLONE3), "enosys", "")
+	a.jif(bpf.JumpEqual, uint32(unix.SYS_PRLIMIT64), "prlimit", "")
 	a.jmp("cont")
+
+	a.label("prlimit") // prlimit64(pid, resource, new, old): reading is allowed, setting is not
+	a.op(bpf.LoadAbsolute{Off: offArgLow(2), Size: 4})
+	a.jif(bpf.JumpEqual, 0, "", "eperm")
+	a.op(bpf.LoadAbsolute{Off: offArgLow(2) + 4, Size: 4}) // a pointer's high word
+	a.jif(bpf.JumpEqual, 0, "cont", "eperm")
 
 	a.label("socket") // socket(domain, type, protocol)
 	a.op(bpf.LoadAbsolute{Off: offArgLow(2), Size: 4})
