@@ -16,6 +16,16 @@ if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0
 	echo "test-deps: Node.js >= 20 with npm is required for testdata/npm (https://nodejs.org)" >&2
 	exit 1
 fi
-if [ ! -f testdata/npm/node_modules/.package-lock.json ] || [ testdata/npm/package-lock.json -nt testdata/npm/node_modules/.package-lock.json ]; then
+# The tree's digest is recorded after each install and checked on every run:
+# a tree changed since (a test that tampered with it instead of its own copy,
+# an interrupted install) is installed again, not tested against.
+tree_digest() {
+	find testdata/npm/node_modules -type f ! -name .warden-tree.sha256 -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+digest=testdata/npm/node_modules/.warden-tree.sha256
+if [ ! -f testdata/npm/node_modules/.package-lock.json ] || [ testdata/npm/package-lock.json -nt testdata/npm/node_modules/.package-lock.json ] ||
+	[ ! -f "$digest" ] || [ "$(cat "$digest")" != "$(tree_digest)" ]; then
+	[ -f "$digest" ] && echo "test-deps: testdata/npm/node_modules changed since it was installed; installing it again" >&2
 	(cd testdata/npm && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	tree_digest >"$digest"
 fi
