@@ -33,20 +33,15 @@ func mustLiterals(pattern string) []string {
 // an alternation (the union of its branches, if every branch has literals).
 // Literals shorter than two bytes are too common to be worth checking.
 func required(re *syntax.Regexp) []string {
+	if sub, ok := inner(re); ok {
+		return required(sub)
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 || len(string(re.Rune)) < 2 {
 			return nil
 		}
 		return []string{string(re.Rune)}
-	case syntax.OpCapture:
-		return required(re.Sub[0])
-	case syntax.OpPlus:
-		return required(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return required(re.Sub[0])
-		}
 	case syntax.OpConcat:
 		// The part whose shortest literal is longest; on a tie the later
 		// one, since a rule's pattern starts with its trigger words, which
@@ -73,6 +68,19 @@ func required(re *syntax.Regexp) []string {
 		return all
 	}
 	return nil
+}
+
+// inner returns the expression every match of re contains a match of, when
+// re is a group of it or a repetition of at least one: the walkers below
+// (required, requiredCond, anchoredAt, starts) look through these alike.
+func inner(re *syntax.Regexp) (*syntax.Regexp, bool) {
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return re.Sub[0], true
+	case syntax.OpRepeat:
+		return re.Sub[0], re.Min >= 1
+	}
+	return nil, false
 }
 
 func shortest(l []string) int {
@@ -130,18 +138,15 @@ func litConds(need []string) []cond {
 // requiredCond is mustCond over a parsed expression, following the same
 // constructs as required; ok is false when the expression proves nothing.
 func requiredCond(re *syntax.Regexp) (c cond, ok bool) {
+	if sub, ok := inner(re); ok {
+		return requiredCond(sub)
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 || len(string(re.Rune)) < 2 {
 			return cond{}, false
 		}
 		return cond{lit: string(re.Rune)}, true
-	case syntax.OpCapture, syntax.OpPlus:
-		return requiredCond(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return requiredCond(re.Sub[0])
-		}
 	case syntax.OpConcat:
 		var parts []cond
 		for _, sub := range re.Sub {
@@ -195,18 +200,15 @@ func anchoredCond(pattern string) cond {
 // offset become prefix tests; past the first part of unknown length the
 // parts are searched for as requiredCond does.
 func anchoredAt(re *syntax.Regexp, off int) (c cond, ok bool) {
+	if sub, ok := inner(re); ok {
+		return anchoredAt(sub, off)
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 {
 			return cond{}, false
 		}
 		return cond{pre: string(re.Rune), at: off}, true
-	case syntax.OpCapture, syntax.OpPlus:
-		return anchoredAt(re.Sub[0], off)
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return anchoredAt(re.Sub[0], off)
-		}
 	case syntax.OpConcat:
 		var parts []cond
 		for _, sub := range re.Sub {
@@ -345,18 +347,15 @@ func startLiterals(pattern string) []string {
 }
 
 func starts(re *syntax.Regexp) ([]string, bool) {
+	if sub, ok := inner(re); ok {
+		return starts(sub)
+	}
 	switch re.Op {
 	case syntax.OpLiteral:
 		if re.Flags&syntax.FoldCase != 0 || len(re.Rune) == 0 {
 			return nil, false
 		}
 		return []string{string(re.Rune)}, true
-	case syntax.OpCapture, syntax.OpPlus:
-		return starts(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min >= 1 {
-			return starts(re.Sub[0])
-		}
 	case syntax.OpConcat:
 		return starts(re.Sub[0])
 	case syntax.OpAlternate:
