@@ -28,11 +28,11 @@ type wordSeq struct {
 // pattern is the regular expression q stands for.
 func (q *wordSeq) pattern() string {
 	alt := func(ws []string) string {
-		q := make([]string, len(ws))
+		quoted := make([]string, len(ws))
 		for i, w := range ws {
-			q[i] = regexp.QuoteMeta(w)
+			quoted[i] = regexp.QuoteMeta(w)
 		}
-		return `(?:` + strings.Join(q, "|") + `)`
+		return `(?:` + strings.Join(quoted, "|") + `)`
 	}
 	gap := `\b[^.\n]{0,` + strconv.Itoa(q.gap) + `}?\b`
 	return alt(q.words[0]) + gap + alt(q.words[1]) + gap + alt(q.words[2])
