@@ -1,17 +1,21 @@
 package inspect
 
 import (
+	"bufio"
+	"bytes"
 	"context"
-	"slices"
-
+	"encoding/json"
 	"fmt"
-	"github.com/warden-run/warden/inspect/internal/corpus"
 	"io"
 	"math"
+	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/warden-run/warden/inspect/internal/corpus"
 )
 
 // EvalRow is one labelled example (the data sets' JSONL rows).
@@ -21,6 +25,20 @@ type EvalRow struct {
 	Label  int    `json:"label"` // 1 attack, 0 benign
 	Source string `json:"source"`
 	Lang   string `json:"lang"`
+	// Category is the data sets' category, such as "indirect:persuasion";
+	// the part before the colon is its Group.
+	Category string `json:"category"`
+}
+
+// Group is the part of the row's category before its colon. For
+// CyberSecEval's attacks it says where the attack arrives: "direct" is the
+// user's own message, judged against a system prompt the row does not
+// carry; "indirect" is an instruction inside content the model reads, as
+// tool results are, which is the boundary the gateway inspects. For BIPIA
+// it is the kind of content (email, table, code).
+func (r EvalRow) Group() string {
+	v, _, _ := strings.Cut(r.Category, ":")
+	return v
 }
 
 // Counts are confusion counts with the rates derived from them.
@@ -68,16 +86,18 @@ func (c *Counts) add(label int, flagged bool) {
 
 // EvalReport is the result of evaluating the detector on a data set.
 type EvalReport struct {
-	Rows      int
-	Threshold float64
-	Overall   Counts
-	BySource  map[string]*Counts
-	ByLang    map[string]*Counts
+	Rows       int
+	Threshold  float64
+	Overall    Counts
+	BySource   map[string]*Counts
+	ByLang     map[string]*Counts
+	ByCategory map[string]*Counts // by EvalRow.Group, for rows that have one
 	// The design's headline figures.
-	EnglishRecall      float64 // attacks with lang "en"
-	MultilingualRecall float64 // attacks in other languages
-	BenignFPR          float64 // benign rows other than NotInject
-	NotInjectFPR       float64 // NotInject rows
+	EnglishRecall         float64 // attacks with lang "en"
+	EnglishIndirectRecall float64 // English attacks whose Group is "indirect"
+	MultilingualRecall    float64 // attacks in other languages
+	BenignFPR             float64 // benign rows other than NotInject
+	NotInjectFPR          float64 // NotInject rows
 	// Recall at the threshold where the false-positive rate over benign rows
 	// other than NotInject is at most 1% and 0.1%.
 	RecallAt1pct, RecallAt01pct float64
@@ -102,7 +122,7 @@ const (
 // over a few megabytes takes milliseconds, a fraction of which a busy
 // machine's other work or the first pass's cold caches can take.
 func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, error) {
-	r := &EvalReport{Rows: len(rows), Threshold: d.Threshold(), BySource: map[string]*Counts{}, ByLang: map[string]*Counts{}}
+	r := &EvalReport{Rows: len(rows), Threshold: d.Threshold(), BySource: map[string]*Counts{}, ByLang: map[string]*Counts{}, ByCategory: map[string]*Counts{}}
 	scores := make([]float64, len(rows))
 	pass := func(score bool) error {
 		for i, row := range rows {
@@ -138,7 +158,7 @@ func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, er
 	if r.Elapsed > 0 {
 		r.MBPerSec = float64(r.Bytes) / 1e6 / r.Elapsed.Seconds()
 	}
-	var en, multi, ben, ni Counts
+	var en, enIndirect, multi, ben, ni Counts
 	var benignScores []float64
 	var attackScores []float64
 	for i, row := range rows {
@@ -146,6 +166,12 @@ func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, er
 		r.Overall.add(row.Label, flagged)
 		get(r.BySource, row.Source).add(row.Label, flagged)
 		get(r.ByLang, row.Lang).add(row.Label, flagged)
+		if v := row.Group(); v != "" {
+			get(r.ByCategory, v).add(row.Label, flagged)
+		}
+		if row.Label == 1 && row.Lang == "en" && row.Group() == "indirect" {
+			enIndirect.add(1, flagged)
+		}
 		switch {
 		case row.Label == 1 && row.Lang == "en":
 			en.add(1, flagged)
@@ -171,6 +197,7 @@ func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, er
 		}
 	}
 	r.EnglishRecall, r.MultilingualRecall = en.Recall(), multi.Recall()
+	r.EnglishIndirectRecall = enIndirect.Recall()
 	r.BenignFPR, r.NotInjectFPR = ben.FPR(), ni.FPR()
 	r.RecallAt1pct = recallAtFPR(attackScores, benignScores, 0.01)
 	r.RecallAt01pct = recallAtFPR(attackScores, benignScores, 0.001)
@@ -222,6 +249,7 @@ func (r *EvalReport) Print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "headline\tvalue\t")
 	fmt.Fprintf(tw, "English recall\t%s\t\n", pct(r.EnglishRecall))
+	fmt.Fprintf(tw, "English recall, indirect\t%s\t\n", pct(r.EnglishIndirectRecall))
 	fmt.Fprintf(tw, "multilingual recall\t%s\t\n", pct(r.MultilingualRecall))
 	fmt.Fprintf(tw, "FPR (benign, not NotInject)\t%s\t\n", pct(r.BenignFPR))
 	fmt.Fprintf(tw, "NotInject FPR\t%s\t\n", pct(r.NotInjectFPR))
@@ -248,20 +276,33 @@ func (r *EvalReport) Print(w io.Writer) {
 		tw.Flush()
 		fmt.Fprintln(w)
 	}
-	table("source", r.BySource)
-	table("lang", r.ByLang)
+	for _, t := range r.tables() {
+		table(t.name, t.m)
+	}
+}
+
+type namedCounts struct {
+	name string
+	m    map[string]*Counts
+}
+
+// tables are the breakdowns Print and Markdown show; the category table
+// only when the data has categories.
+func (r *EvalReport) tables() []namedCounts {
+	t := []namedCounts{{"source", r.BySource}, {"lang", r.ByLang}}
+	if len(r.ByCategory) > 0 {
+		t = append(t, namedCounts{"category", r.ByCategory})
+	}
+	return t
 }
 
 // Markdown renders the headline and per-source tables as Markdown.
 func (r *EvalReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")
-	fmt.Fprintf(&b, "| English recall | %s |\n| multilingual recall | %s |\n| FPR, benign other than NotInject | %s |\n| NotInject FPR | %s |\n| recall at 1%% FPR | %s |\n| recall at 0.1%% FPR | %s |\n| throughput, one core (median of %d passes) | %.1f MB/s |\n\n",
-		pct(r.EnglishRecall), pct(r.MultilingualRecall), pct(r.BenignFPR), pct(r.NotInjectFPR), pct(r.RecallAt1pct), pct(r.RecallAt01pct), r.Passes, r.MBPerSec)
-	for _, t := range []struct {
-		name string
-		m    map[string]*Counts
-	}{{"source", r.BySource}, {"lang", r.ByLang}} {
+	fmt.Fprintf(&b, "| English recall | %s |\n| English recall, indirect | %s |\n| multilingual recall | %s |\n| FPR, benign other than NotInject | %s |\n| NotInject FPR | %s |\n| recall at 1%% FPR | %s |\n| recall at 0.1%% FPR | %s |\n| throughput, one core (median of %d passes) | %.1f MB/s |\n\n",
+		pct(r.EnglishRecall), pct(r.EnglishIndirectRecall), pct(r.MultilingualRecall), pct(r.BenignFPR), pct(r.NotInjectFPR), pct(r.RecallAt1pct), pct(r.RecallAt01pct), r.Passes, r.MBPerSec)
+	for _, t := range r.tables() {
 		keys := make([]string, 0, len(t.m))
 		for k := range t.m {
 			keys = append(keys, k)
@@ -278,6 +319,34 @@ func (r *EvalReport) Markdown() string {
 		b.WriteString("\n")
 	}
 	return b.String()
+}
+
+// ReadEvalRows reads a data set in the data sets' JSONL form, one row a
+// line; blank lines are skipped and a bad line is an error naming it.
+func ReadEvalRows(path string) ([]EvalRow, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening evaluation data: %w", err)
+	}
+	defer f.Close()
+	var rows []EvalRow
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 64<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var r EvalRow
+		if err := json.Unmarshal(line, &r); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
+		}
+		rows = append(rows, r)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return rows, nil
 }
 
 // HeldOutBenign returns ordinary text never used in training (documentation,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,7 +150,7 @@ scores it).`,
 			case data == "":
 				return errors.New("--data (or --held-out-benign) is required")
 			default:
-				rows, err = readEvalRows(data)
+				rows, err = inspect.ReadEvalRows(data)
 			}
 			if err != nil {
 				return err
@@ -206,34 +205,6 @@ func cutForPrint(s string) string {
 	return s
 }
 
-func readEvalRows(path string) ([]inspect.EvalRow, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening data: %w", err)
-	}
-	defer f.Close()
-	var rows []inspect.EvalRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var r inspect.EvalRow
-		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		rows = append(rows, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return rows, nil
-}
-
 func inspectTrainCmd() *cobra.Command {
 	var o inspect.TrainOptions
 	c := &cobra.Command{
@@ -241,7 +212,7 @@ func inspectTrainCmd() *cobra.Command {
 		Short: "Retrain the injection detector's weights from the project's data sets",
 		Long: `Reproduce inspect/model/injection.bin from ../shared/data/injection/train.jsonl
 and dev_tune.jsonl plus the hard negatives named in the corpus package. Run it
-from the repository root; it takes about a minute and a half on two cores.
+from the repository root; it takes about half a minute on two cores.
 The same as: go run ./inspect/internal/train`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

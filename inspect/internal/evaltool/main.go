@@ -6,9 +6,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -39,23 +37,11 @@ func run(data string, held, md bool, show int, thr float64) error {
 		}
 		rows = r
 	} else {
-		f, err := os.Open(data)
+		r, err := inspect.ReadEvalRows(data)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 64<<20)
-		for sc.Scan() {
-			var r inspect.EvalRow
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				return err
-			}
-			rows = append(rows, r)
-		}
-		if err := sc.Err(); err != nil {
-			return err
-		}
+		rows = r
 	}
 	d, err := inspect.NewDetector(inspect.DetectorOptions{Threshold: thr})
 	if err != nil {
