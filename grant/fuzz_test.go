@@ -1,10 +1,15 @@
 package grant
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"path"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/warden-run/warden/identity"
 )
 
 // FuzzVerify feeds arbitrary tokens to the grant verifier: nothing but the
@@ -67,6 +72,45 @@ func FuzzConstraint(f *testing.F) {
 			if msg := checkPathWithin(m["p"], rs); msg != "" {
 				t.Fatalf("allowed %v outside %v: %s", m["p"], rs, msg)
 			}
+		}
+	})
+}
+
+// FuzzDPoPVerify feeds arbitrary proofs to the DPoP verifier (they arrive in
+// a request header, from anyone): no panic, every refusal has a specific
+// code, and nothing verifies but a proof the agent's key signed for this
+// request, grant and moment.
+func FuzzDPoPVerify(f *testing.F) {
+	// A fixed key: the fuzzing engine's workers run this function again, and
+	// must all know the key that signed the seeds.
+	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	jkt, err := identity.Thumbprint(key.Public())
+	if err != nil {
+		f.Fatal(err)
+	}
+	const u, tok = "https://gw.example/mcp", "grant-token"
+	now := time.Unix(1_800_000_000, 0)
+	valid := dpop(f, key, "POST", u, tok, now, "j1")
+	f.Add(valid)
+	f.Add(dpop(f, key, "GET", u, tok, now, "j2"))
+	f.Add(dpop(f, key, "POST", "https://GW.example:443/mcp?q=1", tok, now, "j3"))
+	f.Add(strings.Replace(valid, ".", "x.", 1))
+	f.Add("eyJhbGciOiJub25lIiwidHlwIjoiZHBvcCtqd3QifQ.e30.")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, proof string) {
+		v := NewDPoPVerifier(time.Minute, func() time.Time { return now })
+		got, err := v.Verify(proof, "POST", u, tok)
+		if err != nil {
+			if c := CodeOf(err); c != CodeDPoPInvalid && c != CodeBindingUnproven {
+				t.Fatalf("refusal with code %q: %v", c, err)
+			}
+			return
+		}
+		if got != jkt {
+			t.Fatalf("verified a proof signed by a key (%s) the agent does not hold: %q", got, proof)
+		}
+		if _, err := v.Verify(proof, "POST", u, tok); CodeOf(err) != CodeDPoPReplayed {
+			t.Fatalf("replayed proof: %v", err)
 		}
 	})
 }
