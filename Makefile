@@ -33,5 +33,9 @@ build:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# Every fuzz target for FUZZTIME each (default 10s): make fuzz FUZZTIME=1m
+fuzz:
+	@GO=$(GO) ./scripts/fuzz.sh
+
 clean:
 	rm -rf bin
