@@ -166,11 +166,11 @@ func Evaluate(ctx context.Context, d *Detector, rows []EvalRow) (*EvalReport, er
 		r.Overall.add(row.Label, flagged)
 		get(r.BySource, row.Source).add(row.Label, flagged)
 		get(r.ByLang, row.Lang).add(row.Label, flagged)
-		if v := row.Group(); v != "" {
-			get(r.ByCategory, v).add(row.Label, flagged)
-		}
-		if row.Label == 1 && row.Lang == "en" && row.Group() == "indirect" {
-			enIndirect.add(1, flagged)
+		if g := row.Group(); g != "" {
+			get(r.ByCategory, g).add(row.Label, flagged)
+			if row.Label == 1 && row.Lang == "en" && g == "indirect" {
+				enIndirect.add(1, flagged)
+			}
 		}
 		switch {
 		case row.Label == 1 && row.Lang == "en":
@@ -296,7 +296,8 @@ func (r *EvalReport) tables() []namedCounts {
 	return t
 }
 
-// Markdown renders the headline and per-source tables as Markdown.
+// Markdown renders the headline figures and the breakdown tables as
+// Markdown.
 func (r *EvalReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| figure | value |\n|---|---|\n")

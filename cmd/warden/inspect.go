@@ -135,11 +135,14 @@ func inspectEvalCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "eval --data FILE.jsonl",
 		Short: "Evaluate the injection detector on a labelled JSONL data set",
-		Long: `Score every row of a JSONL file (fields text, label 1/0, source, lang) and
-print recall, false-positive rate, precision and F1 overall, per source and per
-language, recall at 1% and 0.1% false-positive rate, and throughput on one core
-(the median of at least five timed passes over the file, after the pass that
-scores it).`,
+		Long: `Score every row of a JSONL file (fields text, label 1/0, source, lang, and
+optionally category) and print recall, false-positive rate, precision and F1
+overall, per source, per language and per category group (the part of category
+before its colon: CyberSecEval's direct and indirect attacks, BIPIA's email,
+table and code), English recall on indirect attacks (instructions inside
+content, as tool results carry them), recall at 1% and 0.1% false-positive
+rate, and throughput on one core (the median of at least five timed passes over
+the file, after the pass that scores it).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var rows []inspect.EvalRow

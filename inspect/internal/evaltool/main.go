@@ -30,18 +30,14 @@ func main() {
 func run(data string, held, md bool, show int, thr float64) error {
 	ctx := context.Background()
 	var rows []inspect.EvalRow
+	var err error
 	if held {
-		r, err := inspect.HeldOutBenign(ctx)
-		if err != nil {
-			return err
-		}
-		rows = r
+		rows, err = inspect.HeldOutBenign(ctx)
 	} else {
-		r, err := inspect.ReadEvalRows(data)
-		if err != nil {
-			return err
-		}
-		rows = r
+		rows, err = inspect.ReadEvalRows(data)
+	}
+	if err != nil {
+		return err
 	}
 	d, err := inspect.NewDetector(inspect.DetectorOptions{Threshold: thr})
 	if err != nil {
