@@ -1,14 +1,10 @@
 package inspect
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -323,31 +319,18 @@ func (r *EvalReport) Markdown() string {
 }
 
 // ReadEvalRows reads a data set in the data sets' JSONL form, one row a
-// line; blank lines are skipped and a bad line is an error naming it.
+// line; blank lines are skipped, and a bad line or a label other than 0 or
+// 1 is an error naming the line.
 func ReadEvalRows(path string) ([]EvalRow, error) {
-	f, err := os.Open(path)
+	rows, err := corpus.ReadJSONL(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening evaluation data: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	var rows []EvalRow
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
-		}
-		var r EvalRow
-		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, n, err)
-		}
-		rows = append(rows, r)
+	out := make([]EvalRow, len(rows))
+	for i, r := range rows {
+		out[i] = EvalRow{ID: r.ID, Text: r.Text, Label: r.Label, Source: r.Source, Lang: r.Lang, Category: r.Category}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	return rows, nil
+	return out, nil
 }
 
 // HeldOutBenign returns ordinary text never used in training (documentation,

@@ -103,6 +103,13 @@ func TestReadEvalRows(t *testing.T) {
 	if _, err := ReadEvalRows(bad); err == nil || !strings.Contains(err.Error(), "bad.jsonl:2") {
 		t.Errorf("bad line: err = %v, want one naming line 2", err)
 	}
+	label := filepath.Join(dir, "label.jsonl")
+	if err := os.WriteFile(label, []byte(`{"id":"a","text":"hi","label":2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadEvalRows(label); err == nil || !strings.Contains(err.Error(), "label.jsonl:1") {
+		t.Errorf("label 2: err = %v, want one naming line 1", err)
+	}
 	if _, err := ReadEvalRows(filepath.Join(dir, "missing.jsonl")); err == nil {
 		t.Error("missing file: no error")
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -108,18 +109,9 @@ func TestDefaultClientConfigs(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := DefaultClientConfigs(home, cwd)
-	if len(got) != 2 || !contains(got, want[0]) || !contains(got, want[1]) {
+	if len(got) != 2 || !slices.Contains(got, want[0]) || !slices.Contains(got, want[1]) {
 		t.Errorf("got %q, want %q", got, want)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // FuzzParseClientConfig: client configurations are files anyone who can
