@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/warden-run/warden/identity"
+	"github.com/warden-run/warden/tier"
 )
 
 const filesScope = `[{"tool": "files.read_file", "args": {"path": {"path_within": ["/data"]}}}, {"tool": "search.*"}]`
@@ -382,4 +384,56 @@ func TestExpiryEndsTheGrant(t *testing.T) {
 	}
 	e.clock.add(16 * time.Minute)
 	wantCode(t, e.call(a, tok, "a.b", ""), CodeExpired)
+}
+
+// TestTaskLivesWhatItWasGranted: a task's recorded lifetime is the one it was
+// granted, even when the clock crosses a second boundary while the grant is
+// signed and stored (the task used to be dated by a second clock reading, so a
+// 30-minute task opened at hh:mm:ss.9 read as living 29m59s).
+func TestTaskLivesWhatItWasGranted(t *testing.T) {
+	e := newEnv(t)
+	start := e.clock.now().Add(900 * time.Millisecond)
+	var mu sync.Mutex
+	ticks := 0
+	ticking := func() time.Time { // every reading is 400ms after the last
+		mu.Lock()
+		defer mu.Unlock()
+		ticks++
+		return start.Add(time.Duration(ticks) * 400 * time.Millisecond)
+	}
+	svc, err := NewService(ctx, Settings{TrustDomain: e.td, Tier: tier.Foundation}, e.db, e.key, nil, e.sink, nil, ticking)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	parent, child := newAgent(t, "parent"), newAgent(t, "child")
+	pTask, pTok, err := svc.Open(ctx, OpenRequest{Grantee: parent.rec, Requester: "spiffe://example.org/admin/op", Intent: "long task",
+		Scope: scope(t, `[{"tool": "files.*"}]`), TTL: 30 * time.Minute, Budget: 10, Delegation: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cTask, _, err := svc.Delegate(ctx, DelegateRequest{Caller: parent.caller(), ParentToken: pTok, To: child.rec, Intent: "sub-task",
+		Scope: scope(t, `[{"tool": "files.read_file"}]`), TTL: 10 * time.Minute, Budget: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		task *Task
+		ttl  time.Duration
+	}{{pTask, 30 * time.Minute}, {cTask, 10 * time.Minute}} {
+		stored, err := svc.Get(ctx, c.task.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, got := range []*Task{c.task, stored} {
+			// Expiry is kept to the second (a JWT NumericDate), creation to
+			// the nanosecond: the lifetime is the grant's less under a second.
+			if l := got.ExpiresAt.Sub(got.CreatedAt); l <= c.ttl-time.Second || l > c.ttl {
+				t.Errorf("task %s lives %v (created %s, expires %s); granted %v", got.ID, l,
+					got.CreatedAt.Format(time.StampMilli), got.ExpiresAt.Format(time.StampMilli), c.ttl)
+			}
+		}
+	}
 }

@@ -195,7 +195,7 @@ func (s *Service) Open(ctx context.Context, r OpenRequest) (*Task, string, error
 		Task:   id, Intent: r.Intent, Scope: r.Scope, Egress: egress, Budget: budget, Depth: r.Delegation,
 		Cnf: Cnf{JKT: r.Grantee.KeyThumbprint},
 	}
-	return s.mint(ctx, c, r.Requester, "", "/"+id+"/", "opened")
+	return s.mint(ctx, c, now, r.Requester, "", "/"+id+"/", "opened")
 }
 
 // DelegateRequest asks to hand part of a task to another agent.
@@ -310,7 +310,7 @@ func (s *Service) Delegate(ctx context.Context, r DelegateRequest) (t *Task, tok
 		Act:     &Actor{Sub: r.Caller.ID.String(), Act: parent.Act},
 		Parents: append([]Link{{Task: parent.Task, JTI: parent.ID, Agent: parent.Subject, Scope: parent.Scope, Budget: parent.Budget}}, parent.Parents...),
 	}
-	return s.mint(ctx, c, r.Caller.ID.String(), parent.Task, parentPath+id+"/", "delegated")
+	return s.mint(ctx, c, now, r.Caller.ID.String(), parent.Task, parentPath+id+"/", "delegated")
 }
 
 func (s *Service) checkGrantee(r *identity.Record) error {
@@ -384,8 +384,11 @@ func (s *Service) baseClaims(sub string, now, exp time.Time) jwt.Claims {
 }
 
 // mint signs c and stores its task and budgets, recording the event before
-// the commit.
-func (s *Service) mint(ctx context.Context, c *Claims, requester, parent, path, what string) (*Task, string, error) {
+// the commit. now is the instant c was built from: reading the clock again
+// here would date the task after its grant's issue time, and a task opened
+// just before a second boundary would then seem to live a second less than
+// it was granted.
+func (s *Service) mint(ctx context.Context, c *Claims, now time.Time, requester, parent, path, what string) (*Task, string, error) {
 	tok, err := s.auth.sign(c)
 	if err != nil {
 		return nil, "", err
@@ -394,7 +397,6 @@ func (s *Service) mint(ctx context.Context, c *Claims, requester, parent, path, 
 	if err != nil {
 		return nil, "", err
 	}
-	now := s.now()
 	t := &Task{ID: c.Task, Agent: c.Subject, Intent: c.Intent, Requester: requester, Parent: parent, Status: StatusOpen,
 		Scope: c.Scope, Egress: c.Egress, Budget: c.Budget, Depth: c.Depth, GrantID: c.ID, CreatedAt: now.UTC(), ExpiresAt: c.Expiry.Time().UTC()}
 	s.mu.Lock()
