@@ -255,6 +255,7 @@ func TestGrantTTL(t *testing.T) {
 	}
 	d.Close()
 	wantControl(t, r, "ID-F1", Pass, "agent clerk: key")
+	wantControl(t, r, "ID-A1", Pass, "agent clerk: newest x509-SVID lives 1h0m0s")
 	wantControl(t, r, "ID-A2", Pass, "registered by "+admin)
 	wantControl(t, r, "ID-O1", NotReachable, "code_digest sha256:abab")
 	wantControl(t, r, "AC-A1", Pass, "longest-lived lives 30m0s")

@@ -298,9 +298,9 @@ func checkSVIDLifetimes(s *snapshot, c Control) result {
 			}
 			life := sv.ExpiresAt.Sub(sv.IssuedAt)
 			if life > k.max {
-				r.failf("agent %s: newest %s-SVID (issued %s) lives %v, above %v", a.Name, k.kind, ts(sv.IssuedAt), life.Round(time.Second), k.max)
+				r.failf("agent %s: newest %s-SVID (issued %s) lives %v, above %v", a.Name, k.kind, ts(sv.IssuedAt), ceilSecond(life), k.max)
 			} else {
-				r.add("agent %s: newest %s-SVID lives %v", a.Name, k.kind, life.Round(time.Second))
+				r.add("agent %s: newest %s-SVID lives %v", a.Name, k.kind, ceilSecond(life))
 			}
 		}
 	}
@@ -392,8 +392,10 @@ func (s *snapshot) tasksOK(r *result) bool {
 
 func lifetime(t grant.Task) time.Duration { return t.ExpiresAt.Sub(t.CreatedAt) }
 
-// ceilSecond rounds a lifetime up to the second for display (a grant's
-// expiry is stored to the second, its creation to the nanosecond).
+// ceilSecond rounds a lifetime up to the second for display: a grant's
+// expiry and a certificate's NotAfter are kept to the second, their issue
+// time to the nanosecond, so the difference falls just short of the lifetime
+// that was granted.
 func ceilSecond(d time.Duration) time.Duration { return (d + time.Second - 1).Truncate(time.Second) }
 
 func checkGrantLifetimes(s *snapshot, c Control) result {
