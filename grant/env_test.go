@@ -26,13 +26,22 @@ import (
 
 var ctx = context.Background()
 
+// clock is the services' clock in tests: it stands still unless moved with
+// add, or moves by step at every reading once tick has set one.
 type clock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
-func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(c.step)
+	return c.t
+}
+func (c *clock) add(d time.Duration)  { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func (c *clock) tick(d time.Duration) { c.mu.Lock(); c.step = d; c.mu.Unlock() }
 
 // agent is a registered, enrolled agent with its key.
 type agent struct {

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/warden-run/warden/identity"
-	"github.com/warden-run/warden/tier"
 )
 
 const filesScope = `[{"tool": "files.read_file", "args": {"path": {"path_within": ["/data"]}}}, {"tool": "search.*"}]`
@@ -392,29 +390,15 @@ func TestExpiryEndsTheGrant(t *testing.T) {
 // 30-minute task opened at hh:mm:ss.9 read as living 29m59s).
 func TestTaskLivesWhatItWasGranted(t *testing.T) {
 	e := newEnv(t)
-	start := e.clock.now().Add(900 * time.Millisecond)
-	var mu sync.Mutex
-	ticks := 0
-	ticking := func() time.Time { // every reading is 400ms after the last
-		mu.Lock()
-		defer mu.Unlock()
-		ticks++
-		return start.Add(time.Duration(ticks) * 400 * time.Millisecond)
-	}
-	svc, err := NewService(ctx, Settings{TrustDomain: e.td, Tier: tier.Foundation}, e.db, e.key, nil, e.sink, nil, ticking)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.clock.add(900 * time.Millisecond)
+	e.clock.tick(400 * time.Millisecond) // every reading crosses or nears a second boundary
 	parent, child := newAgent(t, "parent"), newAgent(t, "child")
-	pTask, pTok, err := svc.Open(ctx, OpenRequest{Grantee: parent.rec, Requester: "spiffe://example.org/admin/op", Intent: "long task",
+	pTask, pTok, err := e.svc.Open(ctx, OpenRequest{Grantee: parent.rec, Requester: "spiffe://example.org/admin/op", Intent: "long task",
 		Scope: scope(t, `[{"tool": "files.*"}]`), TTL: 30 * time.Minute, Budget: 10, Delegation: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cTask, _, err := svc.Delegate(ctx, DelegateRequest{Caller: parent.caller(), ParentToken: pTok, To: child.rec, Intent: "sub-task",
+	cTask, _, err := e.svc.Delegate(ctx, DelegateRequest{Caller: parent.caller(), ParentToken: pTok, To: child.rec, Intent: "sub-task",
 		Scope: scope(t, `[{"tool": "files.read_file"}]`), TTL: 10 * time.Minute, Budget: 5})
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +407,7 @@ func TestTaskLivesWhatItWasGranted(t *testing.T) {
 		task *Task
 		ttl  time.Duration
 	}{{pTask, 30 * time.Minute}, {cTask, 10 * time.Minute}} {
-		stored, err := svc.Get(ctx, c.task.ID)
+		stored, err := e.svc.Get(ctx, c.task.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
