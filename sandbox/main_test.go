@@ -31,8 +31,7 @@ func TestMain(m *testing.M) {
 	MaybeInit()
 	code := func() int {
 		if p := os.Getenv(envHostile); p != "" {
-			testEnv.hostile, testEnv.hostileDir = p, filepath.Dir(p)
-			testEnv.init = filepath.Join(testEnv.hostileDir, "testinit")
+			useTestBinaries(filepath.Dir(p))
 			return m.Run()
 		}
 		dir, err := os.MkdirTemp("", "warden-hostile-")
@@ -52,10 +51,17 @@ func TestMain(m *testing.M) {
 				return m.Run()
 			}
 		}
-		testEnv.hostile, testEnv.init, testEnv.hostileDir = filepath.Join(dir, "hostile"), filepath.Join(dir, "testinit"), dir
+		useTestBinaries(dir)
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// useTestBinaries points the escape tests at the hostile program and the
+// init built into dir (by TestMain, or by the run that re-executes this one
+// unprivileged).
+func useTestBinaries(dir string) {
+	testEnv.hostile, testEnv.init, testEnv.hostileDir = filepath.Join(dir, "hostile"), filepath.Join(dir, "testinit"), dir
 }
 
 // prepareUnprivileged creates the unprivileged test user and a copy of this
