@@ -394,14 +394,7 @@ func lowerRlimits(l Rlimits) []loweredLimit {
 	lower := func(res int, v uint64, mech, detail string) {
 		r := loweredLimit{res: res, mech: mech, detail: detail}
 		if r.err = unix.Prlimit(0, res, nil, &r.old); r.err == nil {
-			lim := unix.Rlimit{Cur: min(v, r.old.Max), Max: r.old.Max}
-			if res == unix.RLIMIT_NOFILE {
-				// syscall.Setrlimit, not unix: it stops the Go runtime from
-				// restoring its original soft limit in the child.
-				r.err = syscall.Setrlimit(res, &syscall.Rlimit{Cur: lim.Cur, Max: lim.Max})
-			} else {
-				r.err = unix.Prlimit(0, res, &lim, nil)
-			}
+			r.err = setRlimit(res, unix.Rlimit{Cur: min(v, r.old.Max), Max: r.old.Max})
 		}
 		out = append(out, r)
 	}
@@ -439,16 +432,21 @@ func reportRlimits(lowered []loweredLimit, seccompInForce bool, in func(string, 
 // run on an unconfined thread: the seccomp filter refuses the call.
 func restoreRlimits(lowered []loweredLimit) {
 	for _, r := range lowered {
-		if r.err != nil {
-			continue
+		if r.err == nil {
+			_ = setRlimit(r.res, r.old)
 		}
-		if r.res == unix.RLIMIT_NOFILE {
-			// syscall's, so that the Go runtime's view stays right.
-			_ = syscall.Setrlimit(r.res, &syscall.Rlimit{Cur: r.old.Cur, Max: r.old.Max})
-			continue
-		}
-		_ = unix.Prlimit(0, r.res, &r.old, nil)
 	}
+}
+
+// setRlimit sets one of the init's own limits. The open-files limit goes
+// through syscall.Setrlimit, not unix: that keeps the Go runtime's record of
+// it right, so the runtime does not put its original soft limit back in the
+// child it starts.
+func setRlimit(res int, lim unix.Rlimit) error {
+	if res == unix.RLIMIT_NOFILE {
+		return syscall.Setrlimit(res, &syscall.Rlimit{Cur: lim.Cur, Max: lim.Max})
+	}
+	return unix.Prlimit(0, res, &lim, nil)
 }
 
 // loopbackUp brings up lo, the only interface of the sandbox's network
